@@ -250,6 +250,11 @@ tir_op *tir_func_append_op(tir_func *f, tir_opcode code, int nin, tir_value *con
 void tir_func_set_results(tir_func *f, int n, tir_value *const *res);
 void tir_func_set_ret(tir_func *f, int n, const tir_type *ret); /* declared signature */
 tir_value *tir_value_new(tir_func *f, const tir_type *t); /* used by append_op and passes */
+/* func @name = value_and_grad(@of, wrt=[...]): params copied from of (same names), ret =
+ * (of's result type, then each wrt param's type). Errors (unknown @of, unknown or repeated wrt
+ * name, non-float wrt, of not returning exactly one float scalar) are diagnostics at loc. */
+tir_func *tir_func_new_grad_def(tir_module *m, const char *name, const char *of, int nwrt,
+                                const char *const *wrt, tir_loc loc, tir_diag *d);
 
 /* attribute access (NULL / default when absent) */
 const tir_attr_value *tir_op_attr(const tir_op *op, const char *name);
