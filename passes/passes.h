@@ -6,6 +6,13 @@
 
 #include "ir.h"
 
-/* (passes add their entry points here, and one line to compiler/pipeline.c's stage table) */
+/* passes/grad.c: gives every value_and_grad definition its body (reverse mode). */
+tir_status tir_pass_grad(tir_module *m, tir_diag *d);
+/* passes/inline.c: replaces every call by the callee's body. */
+tir_status tir_pass_inline(tir_module *m, tir_diag *d);
+/* passes/simplify.c: constant folding, algebraic identities, CSE, DCE. */
+tir_status tir_pass_simplify(tir_module *m, tir_diag *d);
+/* passes/decompose.c: composite ops into core ops (ir/composite.c). */
+tir_status tir_pass_decompose(tir_module *m, tir_diag *d);
 
 #endif
