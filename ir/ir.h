@@ -60,7 +60,12 @@ struct tir_context {
     tir_arena *arena;          /* dims and interned strings */
     struct tir_dim_table *dims;/* interning table, ir/dim.c */
     void *runtime;             /* the device runtime, created on first use (runtime/) */
+    /* set by runtime/ together with runtime; tir_context_destroy calls it (when non-NULL) before
+     * freeing the context, so ir/ needs no link to runtime/ */
+    void (*runtime_free)(void *runtime);
     void *kernel_cache;        /* compiler/ */
+    /* set by compiler/ together with kernel_cache; tir_context_destroy calls it */
+    void (*kernel_cache_free)(void *kernel_cache);
 };
 
 /* ---------------------------------------------------------------- symbolic dims (ir/dim.c)
