@@ -10,6 +10,11 @@ static tir_status stage_verify(tir_module *m, tir_diag *d) { return tir_verify(m
 static const tir_stage stages[] = {
     {"parse", NULL, "the module as parsed"},
     {"verify", stage_verify, "types, SSA, calls and signatures checked"},
+    {"grad", tir_pass_grad, "value_and_grad definitions get their bodies (reverse mode)"},
+    {"inline", tir_pass_inline, "every call replaced by the callee's body"},
+    {"simplify", tir_pass_simplify, "constant folding, algebraic identities, CSE, DCE"},
+    {"decompose", tir_pass_decompose, "composite ops into core ops"},
+    {"cleanup", tir_pass_simplify, "simplify again after decomposition"},
 };
 
 int tir_pipeline_count(void) { return (int)(sizeof stages / sizeof stages[0]); }

@@ -12,6 +12,15 @@ tir_status tir_pass_grad(tir_module *m, tir_diag *d);
 tir_status tir_pass_inline(tir_module *m, tir_diag *d);
 /* passes/simplify.c: constant folding, algebraic identities, CSE, DCE. */
 tir_status tir_pass_simplify(tir_module *m, tir_diag *d);
+/* the same, counting what each rule did (over every function and sweep) */
+typedef struct tir_simplify_stats {
+    int folded;     /* ops replaced by a full() constant */
+    int identities; /* ops replaced by an operand (x+0, reshape to its own shape, ...) */
+    int cse;        /* ops replaced by an equal earlier op */
+    int dce;        /* ops removed as unused */
+    int sweeps;     /* passes over a function until nothing changed */
+} tir_simplify_stats;
+tir_status tir_pass_simplify_stats(tir_module *m, tir_simplify_stats *stats, tir_diag *d);
 /* passes/decompose.c: composite ops into core ops (ir/composite.c). */
 tir_status tir_pass_decompose(tir_module *m, tir_diag *d);
 

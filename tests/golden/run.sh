@@ -4,7 +4,7 @@
 #   # RUN: check
 #   # EXPECT-ERROR: :3:14: error: ... tirc check must exit 1, and the first line it writes to stderr
 #                                     must contain the text after "EXPECT-ERROR: "
-#   # RUN: print
+#   # RUN: print [--after STAGE]
 #   # EXPECT:
 #   # | func @f(...) ...              tirc print must write exactly these lines (without "# | ");
 #                                     printing that output again must give it back unchanged
@@ -18,11 +18,11 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0
 fail=0
 
-run_tirc() { # verb file: stdout -> $tmp/out, stderr -> $tmp/err, exit code -> $rc
+run_tirc() { # verb [options] file: stdout -> $tmp/out, stderr -> $tmp/err, exit code -> $rc
   if command -v timeout >/dev/null; then
-    timeout 120 "$tirc" "$1" "$2" >"$tmp/out" 2>"$tmp/err"
+    timeout 120 "$tirc" "$@" >"$tmp/out" 2>"$tmp/err"
   else
-    "$tirc" "$1" "$2" >"$tmp/out" 2>"$tmp/err"
+    "$tirc" "$@" >"$tmp/out" 2>"$tmp/err"
   fi
   rc=$?
 }
@@ -55,9 +55,12 @@ for f in "$dir"/*.tir; do
       esac
     fi
     ;;
-  print)
+  print*)
+    # `# RUN: print --after STAGE` passes its options on; the round trip below re-prints plainly
+    args=${run#print}
     sed -n -e 's/^# | //p' -e 's/^# |$//p' "$f" >"$tmp/want"
-    run_tirc print "$f"
+    # shellcheck disable=SC2086
+    run_tirc print $args "$f"
     if sanitizer_report || [ "$rc" -ne 0 ]; then
       bad "$f" "tirc print failed (exit $rc)"; sed 's/^/    /' "$tmp/err" | head -n 20; continue
     fi
