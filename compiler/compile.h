@@ -1,0 +1,43 @@
+/* compile.h: internal extras of compiler/compile.c beyond the public tir_compile / tir_program_*
+ * API: what the kernel report, `tirc bench` and the GPU tests need to see of a compiled program,
+ * and the comparison rule of DESIGN §6 shared by `tirc run --compare` and tests/gpu. */
+#ifndef TIR_COMPILE_H
+#define TIR_COMPILE_H
+
+#include "codegen.h"
+#include "ir.h"
+
+typedef struct tir_kernel_info {
+    const char *name;
+    const char *op;          /* op name: "add" */
+    const char *ptx;         /* NULL for an alias (no code) */
+    const tir_kernel *k;     /* codegen's description: params, grid expressions, block */
+    bool loaded;             /* the driver's numbers below are valid */
+    int regs, local_bytes, static_shared, max_threads;
+    float last_ms;           /* GPU time of the last timed run, < 0 when not timed */
+} tir_kernel_info;
+
+void tir_program_kernel_info(const tir_program *p, int i, tir_kernel_info *out);
+const char *tir_program_func(const tir_program *p);
+int tir_program_num_params(const tir_program *p);
+int tir_program_num_results(const tir_program *p);
+/* dtype and declared type of result i (dims are symbolic) */
+const tir_type *tir_program_result_type(const tir_program *p, int i);
+/* true when the program reduces or multiplies matrices (looser f32 tolerance) */
+bool tir_program_has_reduction(const tir_program *p);
+/* Loads every kernel onto the device now (otherwise the first run does). */
+tir_status tir_program_load(tir_program *p, tir_diag *d);
+/* With timing on, each run records events around every launch and fills last_ms. */
+void tir_program_set_timing(tir_program *p, bool on);
+
+/* ---- comparing a result against the interpreter's (DESIGN §6) */
+
+/* ‖out − ref‖₂ / ‖ref‖₂ over elements read as double (‖out − ref‖₂ when ref is all zeros);
+ * NAN when the shapes or dtypes differ, either holds a NaN, or a bool of out is neither 0 nor 1
+ * (poison); INFINITY when only one of them has an infinity at some element. */
+double tir_rel_error(const tir_tensor *out, const tir_tensor *ref);
+/* 1e-5 f32/f64 elementwise, 1e-4 f32/f64 with reductions or matmul, 1e-2 bf16/f16, 1.25e-1 for
+ * the f8 types, 0 (exact) for integers and bool */
+double tir_tolerance(tir_dtype dt, bool reduces);
+
+#endif

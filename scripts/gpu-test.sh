@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# gpu-test.sh: the GPU tests, run ON THE GPU MACHINE from the repo root with a build/ made on the
+# build machine and carried over (nothing is rebuilt here: that machine has no LLVM headers).
+# Steps: the device line from nvidia-smi; test_runtime (when its libcheck loads); the op suite
+# build/gpu_ops (every op x dtype x shape, and every example, against the interpreter);
+# build/host_gpu; every example function through `tirc run --backend gpu --compare` (when tirc
+# has it). Logs go to $OUT (when set) or a temporary folder; a summary table is printed last.
+# Exit 0 when every step that ran passed.
+#
+# usage: scripts/gpu-test.sh [--filter TEXT]      (TIR_BUILD=dir to use another build folder)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${TIR_BUILD:-build}
+filter=()
+[ "${1:-}" = "--filter" ] && [ -n "${2:-}" ] && filter=(--filter "$2")
+logs=${OUT:-$(mktemp -d /tmp/tir-gpu-test.XXXXXX)}
+mkdir -p "$logs"
+export TIR_SOURCE_DIR=$PWD CK_FORK=no
+
+rows=()
+failed=0
+row() { rows+=("$(printf '%-22s %-6s %6ss  %s' "$1" "$2" "$3" "$4")"); [ "$2" = FAIL ] && failed=1; }
+
+echo "== device"
+device=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)
+echo "$device" | tee "$logs/nvidia-smi.txt"
+
+for exe in tirc gpu_ops host_gpu; do
+  [ -x "$build/$exe" ] || { echo "gpu-test: $build/$exe is missing: build on the build machine first" >&2; }
+done
+
+# run NAME TIMEOUT CMD...: output to $logs/NAME.log, sets rc and secs
+run() {
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$logs/$name.log" 2>&1
+  rc=$?
+  secs=$((SECONDS - t0))
+}
+
+echo "== test_runtime"
+if [ -x "$build/test_runtime" ] && ! ldd "$build/test_runtime" 2>/dev/null | grep -q 'not found'; then
+  run test_runtime 300 "$build/test_runtime"
+  tail -3 "$logs/test_runtime.log"
+  [ $rc = 0 ] && row test_runtime ok $secs "$(grep -E '^[0-9]+%' "$logs/test_runtime.log" | tail -1)" ||
+    row test_runtime FAIL $secs "exit $rc: $(grep -E '^[0-9]+%' "$logs/test_runtime.log" | tail -1)"
+else
+  row test_runtime skip 0 "not built, or libcheck is not on this machine"
+fi
+
+echo "== gpu_ops"
+if [ -x "$build/gpu_ops" ]; then
+  run gpu_ops 540 "$build/gpu_ops" --examples examples "${filter[@]}"
+  grep -E '^(FAIL|SKIP)' "$logs/gpu_ops.log" >"$logs/gpu_ops.failures.txt"
+  head -40 "$logs/gpu_ops.failures.txt"
+  last=$(tail -1 "$logs/gpu_ops.log")
+  echo "$last"
+  case $rc in
+    0) row gpu_ops ok $secs "$last" ;;
+    77) row gpu_ops skip $secs "$last" ;;
+    124) row gpu_ops FAIL $secs "timed out; $(grep -c '^PASS' "$logs/gpu_ops.log") passed, $(grep -c '^FAIL' "$logs/gpu_ops.log") failed so far" ;;
+    *) row gpu_ops FAIL $secs "exit $rc: $last" ;;
+  esac
+else
+  row gpu_ops FAIL 0 "$build/gpu_ops missing"
+fi
+
+echo "== host_gpu"
+if [ -x "$build/host_gpu" ]; then
+  run host_gpu 120 "$build/host_gpu" examples/rmsnorm.tir
+  cat "$logs/host_gpu.log"
+  [ $rc = 0 ] && row host_gpu ok $secs "$(tail -1 "$logs/host_gpu.log")" ||
+    row host_gpu FAIL $secs "exit $rc: $(tail -1 "$logs/host_gpu.log")"
+else
+  row host_gpu FAIL 0 "$build/host_gpu missing"
+fi
+
+# the signature of @F in FILE (for a value_and_grad definition, the differentiated function's)
+signature() {
+  local file=$1 f=$2 sig of
+  sig=$(awk -v f="$f" '$0 ~ "^func @" f "[ (=]" {on=1} on {print} on && /\{|value_and_grad/ {exit}' "$file")
+  of=$(grep -oE 'value_and_grad\(@[A-Za-z0-9_]+' <<<"$sig" | head -1 | sed 's/.*@//')
+  [ -n "$of" ] && sig=$(awk -v f="$of" '$0 ~ "^func @" f "[ (=]" {on=1} on {print} on && /\{/ {exit}' "$file")
+  printf '%s\n' "$sig"
+}
+
+echo "== tirc run --compare"
+probe=$logs/probe.tir
+printf 'func @t(%%x: f32[N]) -> f32[N] {\n  %%y = exp(%%x)\n  return %%y\n}\n' >"$probe"
+if [ -x "$build/tirc" ] && "$build/tirc" run "$probe" --func t --dim N=7 --backend gpu --compare \
+     --out "$logs/probe" >"$logs/probe.log" 2>&1; then
+  t0=$SECONDS
+  ok=0 bad=0
+  : >"$logs/compare.log"
+  for file in examples/*.tir; do
+    for f in $(grep -oE '^func @[A-Za-z0-9_]+' "$file" | sed 's/^func @//'); do
+      dims=()
+      for s in $(signature "$file" "$f" | grep -oE '\[[^]]*\]' | grep -oE '[A-Za-z_][A-Za-z0-9_]*' | sort -u); do
+        dims+=(--dim "$s=4")
+      done
+      echo "-- $file @$f ${dims[*]}" >>"$logs/compare.log"
+      if timeout 300 "$build/tirc" run "$file" --func "$f" "${dims[@]}" --seed 1 --backend gpu \
+           --compare --out "$logs/compare-out" >>"$logs/compare.log" 2>&1; then
+        ok=$((ok + 1)); echo "ok    $file @$f"
+      else
+        bad=$((bad + 1)); echo "FAIL  $file @$f"
+      fi
+    done
+  done
+  [ $bad = 0 ] && row "tirc run --compare" ok $((SECONDS - t0)) "$ok functions within tolerance" ||
+    row "tirc run --compare" FAIL $((SECONDS - t0)) "$bad of $((ok + bad)) functions failed (compare.log)"
+else
+  row "tirc run --compare" skip 0 "tirc has no working --backend gpu --compare yet ($(head -1 "$logs/probe.log" 2>/dev/null))"
+fi
+
+echo
+echo "== summary: ${device}   (logs: $logs)"
+printf '%-22s %-6s %7s  %s\n' step result time detail
+for r in "${rows[@]}"; do echo "$r"; done
+exit $failed
