@@ -252,7 +252,9 @@ tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
     const char *arch = opts->arch ? opts->arch : "sm_90a";
     if (!tir_module_find(m, func)) return err(d, TIR_ERR_INVALID, "no function @%s", func);
     if (!arch_ok(arch)) return err(d, TIR_ERR_INVALID, "unknown GPU arch '%s'", arch);
-    tir_status s = tir_pipeline_run(m, NULL, NULL, NULL, d);
+    /* Codegen lowers one core op per kernel so far: stop before "fuse" until fused regions have
+     * their own lowering. */
+    tir_status s = tir_pipeline_run(m, TIR_COMPILE_LAST_STAGE, NULL, NULL, d);
     if (s != TIR_OK) return s;
     if (opts->verify && (s = tir_verify(m, d)) != TIR_OK) return s;
     const tir_func *f = tir_module_find(m, func);

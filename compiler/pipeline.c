@@ -15,6 +15,7 @@ static const tir_stage stages[] = {
     {"simplify", tir_pass_simplify, "constant folding, algebraic identities, CSE, DCE"},
     {"decompose", tir_pass_decompose, "composite ops into core ops"},
     {"cleanup", tir_pass_simplify, "simplify again after decomposition"},
+    {"fuse", tir_pass_fuse, "ops grouped into fused kernels, each with a schedule"},
 };
 
 int tir_pipeline_count(void) { return (int)(sizeof stages / sizeof stages[0]); }

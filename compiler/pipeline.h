@@ -13,6 +13,9 @@ typedef struct tir_stage {
     const char *what;  /* one line for --help */
 } tir_stage;
 
+/* the last stage tir_compile runs before lowering */
+#define TIR_COMPILE_LAST_STAGE "cleanup"
+
 int tir_pipeline_count(void);
 const tir_stage *tir_pipeline_stage(int i);
 const tir_stage *tir_pipeline_find(const char *name);

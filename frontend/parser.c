@@ -114,8 +114,11 @@ typedef struct parser {
     tir_diag *d;
     tir_token *t;
     int ntok, pos;
-    tir_func *f;
-    name_map values; /* the current function's %names */
+    tir_func *f;     /* where ops go: the function, or the fused region being parsed */
+    name_map values; /* every %name of the current function, its regions' included (names are
+                        unique across both) */
+    tir_func *region;  /* the fused region being parsed, NULL outside one */
+    name_map rvalues;  /* inside a region: the names it sees (its operands and its own values) */
     name_map funcs;  /* @names seen in phase 1 -> fdecl index + 1 */
     frame *fs;
     int nfs, capfs;
@@ -175,6 +178,39 @@ static tir_status expect(parser *p, tir_tok_kind k, const char *what) {
 }
 
 static char *tok_str(parser *p, const tir_token *t) { return tir_arena_strndup(p->m->arena, t->text, t->len); }
+
+/* ------------------------------------------------------------------ value names */
+
+static int clip(size_t n) { return (int)(n > 60 ? 60 : n); }
+
+/* The value %name refers to here. A fused region sees its operands (as its parameters) and
+ * its own values, nothing else; outside, a region's values are not visible either. */
+static tir_value *lookup(parser *p, const tir_token *t) {
+    tir_value *v;
+    if (p->region) {
+        if ((v = map_get(&p->rvalues, t->text, t->len))) return v;
+        if (map_get(&p->values, t->text, t->len))
+            perr(p, TIR_ERR_TYPE, t->loc, "%%%.*s is not visible inside the fused region: pass it as an operand of fused",
+                 clip(t->len), t->text);
+        else
+            perr(p, TIR_ERR_TYPE, t->loc, "undefined value %%%.*s", clip(t->len), t->text);
+        return NULL;
+    }
+    if (!(v = map_get(&p->values, t->text, t->len))) {
+        perr(p, TIR_ERR_TYPE, t->loc, "undefined value %%%.*s", clip(t->len), t->text);
+        return NULL;
+    }
+    if (v->func != p->f) {
+        perr(p, TIR_ERR_TYPE, t->loc, "%%%.*s is defined inside a fused region: use the region's results",
+             clip(t->len), t->text);
+        return NULL;
+    }
+    return v;
+}
+
+static bool name_taken(const parser *p, const tir_token *t) {
+    return map_get(&p->values, t->text, t->len) || (p->region && map_get(&p->rvalues, t->text, t->len));
+}
 
 /* ------------------------------------------------------------------ dims and types */
 
@@ -406,7 +442,7 @@ static bool schema_kind(tir_opcode code, const char *name, size_t n, tir_attr_ki
     static const struct { const char *s; tir_attr_kind k; } kinds[] = {
         {"int", TIR_ATTR_INT},     {"float", TIR_ATTR_FLOAT}, {"bool", TIR_ATTR_BOOL},
         {"str", TIR_ATTR_STR},     {"dtype", TIR_ATTR_DTYPE}, {"ints", TIR_ATTR_INTS},
-        {"shape", TIR_ATTR_SHAPE},
+        {"shape", TIR_ATTR_SHAPE}, {"dict", TIR_ATTR_DICT},
     };
     const char *s = tir_ops[code].attrs;
     while (s && *s) {
@@ -508,6 +544,76 @@ out:
     return st;
 }
 
+/* {key=value, ...} with int, bool and string values (a fused region's schedule=) */
+static tir_status parse_dict_attr(parser *p, tir_attr_value *a) {
+    tir_attr_value *e = NULL;
+    int n = 0, cap = 0;
+    tir_status st = TIR_OK;
+    advance_tok(p); /* '{' */
+    while (cur(p)->kind != TIR_TOK_RBRACE) {
+        const tir_token *kt = cur(p);
+        if (kt->kind != TIR_TOK_IDENT || peek(p, 1)->kind != TIR_TOK_EQ) {
+            st = unexpected(p, "a dict entry 'key=value'");
+            goto out;
+        }
+        for (int i = 0; i < n; i++)
+            if (strlen(e[i].name) == kt->len && memcmp(e[i].name, kt->text, kt->len) == 0) {
+                st = perr(p, TIR_ERR_PARSE, kt->loc, "attribute '%s': duplicate key '%.*s'", a->name, clip(kt->len),
+                          kt->text);
+                goto out;
+            }
+        if (!grow((void **)&e, &cap, n + 1, sizeof *e)) {
+            st = oom(p);
+            goto out;
+        }
+        tir_attr_value *x = &e[n];
+        memset(x, 0, sizeof *x);
+        if (!(x->name = tok_str(p, kt))) {
+            st = oom(p);
+            goto out;
+        }
+        p->pos += 2; /* key '=' */
+        const tir_token *t = cur(p);
+        bool neg = t->kind == TIR_TOK_MINUS;
+        const tir_token *num = neg ? peek(p, 1) : t;
+        if (num->kind == TIR_TOK_INT) {
+            if (num->u > (uint64_t)INT64_MAX + (neg ? 1u : 0u)) {
+                st = perr(p, TIR_ERR_PARSE, t->loc, "integer %.*s overflows int64", clip(num->len), num->text);
+                goto out;
+            }
+            x->kind = TIR_ATTR_INT;
+            x->u.i = neg ? (int64_t)(0 - num->u) : (int64_t)num->u;
+            p->pos += neg ? 2 : 1;
+        } else if (is_kw(t, "true") || is_kw(t, "false")) {
+            x->kind = TIR_ATTR_BOOL;
+            x->u.b = is_kw(t, "true");
+            advance_tok(p);
+        } else if (t->kind == TIR_TOK_STRING) {
+            x->kind = TIR_ATTR_STR;
+            if (!(x->u.s = tir_lex_string(t, p->m->arena))) {
+                st = oom(p);
+                goto out;
+            }
+            advance_tok(p);
+        } else {
+            st = perr(p, TIR_ERR_PARSE, t->loc, "attribute '%s': the value of '%s' must be an integer, true/false or a string",
+                      a->name, x->name);
+            goto out;
+        }
+        n++;
+        if (cur(p)->kind == TIR_TOK_RBRACE) break;
+        if ((st = expect(p, TIR_TOK_COMMA, "',' or '}' in the dict"))) goto out;
+    }
+    advance_tok(p); /* '}' */
+    a->kind = TIR_ATTR_DICT;
+    a->u.dict.n = n;
+    a->u.dict.v = n ? tir_arena_memdup(p->m->arena, e, (size_t)n * sizeof *e) : NULL;
+    if (n && !a->u.dict.v) st = oom(p);
+out:
+    free(e);
+    return st;
+}
+
 /* name=value, at the name; appended to fr's attributes */
 static tir_status parse_attr(parser *p, frame *fr) {
     const tir_token *nt = cur(p);
@@ -525,6 +631,8 @@ static tir_status parse_attr(parser *p, frame *fr) {
     tir_status st;
     if (t->kind == TIR_TOK_LBRACK) {
         if ((st = parse_list_attr(p, &a, have_kind, kind))) return st;
+    } else if (t->kind == TIR_TOK_LBRACE) {
+        if ((st = parse_dict_attr(p, &a))) return st;
     } else if (is_literal_start(p)) {
         operand o;
         if ((st = parse_literal(p, &o))) return st;
@@ -593,6 +701,8 @@ static tir_status push_frame(parser *p) {
         advance_tok(p);
         const tir_token *ft = cur(p);
         if (ft->kind != TIR_TOK_FUNC) return unexpected(p, "a function name '@name' after 'call'");
+        if (p->region)
+            return perr(p, TIR_ERR_TYPE, t->loc, "a fused region cannot call a function (inline it first)");
         intptr_t idx = (intptr_t)map_get(&p->funcs, ft->text, ft->len);
         if (!idx)
             return perr(p, TIR_ERR_TYPE, ft->loc, "call of unknown function @%.*s", (int)ft->len, ft->text);
@@ -605,6 +715,10 @@ static tir_status push_frame(parser *p) {
         if (t->kind != TIR_TOK_IDENT) return unexpected(p, "an op name");
         if (!tir_op_lookup(t->text, t->len, &fr.code) || fr.code == TIR_OP_CALL)
             return perr(p, TIR_ERR_PARSE, t->loc, "unknown op '%.*s'", (int)(t->len > 40 ? 40 : t->len), t->text);
+        if (fr.code == TIR_OP_FUSED)
+            return perr(p, TIR_ERR_PARSE, t->loc, "%s",
+                        p->region ? "fused regions do not nest"
+                                  : "a fused region is a statement of its own: %r = fused(%a, ...) kernel=\"...\" { ... }");
         fr.name = tir_ops[fr.code].name;
     }
     advance_tok(p);
@@ -725,11 +839,8 @@ static tir_op *parse_expr(parser *p) {
             goto fail;
         }
         if (t->kind == TIR_TOK_VALUE) {
-            tir_value *v = map_get(&p->values, t->text, t->len);
-            if (!v) {
-                perr(p, TIR_ERR_TYPE, t->loc, "undefined value %%%.*s", (int)(t->len > 60 ? 60 : t->len), t->text);
-                goto fail;
-            }
+            tir_value *v = lookup(p, t);
+            if (!v) goto fail;
             if (!grow((void **)&fr->a, &fr->capa, fr->na + 1, sizeof *fr->a)) {
                 oom(p);
                 goto fail;
@@ -767,9 +878,8 @@ static tir_value *parse_operand(parser *p, tir_dtype lit_dt, tir_loc *loc) {
     const tir_token *t = cur(p);
     *loc = t->loc;
     if (t->kind == TIR_TOK_VALUE) {
-        tir_value *v = map_get(&p->values, t->text, t->len);
-        if (!v) perr(p, TIR_ERR_TYPE, t->loc, "undefined value %%%.*s", (int)(t->len > 60 ? 60 : t->len), t->text);
-        else advance_tok(p);
+        tir_value *v = lookup(p, t);
+        if (v) advance_tok(p);
         return v;
     }
     if (is_literal_start(p)) {
@@ -777,7 +887,7 @@ static tir_value *parse_operand(parser *p, tir_dtype lit_dt, tir_loc *loc) {
         if (parse_literal(p, &o)) return NULL;
         return make_const(p, &o, lit_dt);
     }
-    if (t->kind == TIR_TOK_IDENT && !is_kw(t, "return")) {
+    if (t->kind == TIR_TOK_IDENT && !is_kw(t, "return") && !is_kw(t, "yield")) {
         tir_op *op = parse_expr(p);
         if (!op) return NULL;
         if (op->nout != 1) {
@@ -801,12 +911,18 @@ typedef struct lhs_item {
 } lhs_item;
 
 static tir_status bind(parser *p, const tir_token *nt, tir_value *v) {
+    /* a fused region's own values were bound while its statement's names waited for it */
+    if (name_taken(p, nt))
+        return perr(p, TIR_ERR_TYPE, nt->loc, "redefinition of %%%.*s", clip(nt->len), nt->text);
     char *s = tok_str(p, nt);
     if (!s) return oom(p);
     v->name = s;
     if (!map_put(&p->values, s, nt->len, v)) return oom(p);
+    if (p->region && !map_put(&p->rvalues, s, nt->len, v)) return oom(p);
     return TIR_OK;
 }
+
+static tir_op *parse_fused(parser *p);
 
 static tir_status parse_assign(parser *p) {
     lhs_item *lhs = NULL;
@@ -818,7 +934,7 @@ static tir_status parse_assign(parser *p) {
             st = unexpected(p, "a value name '%name'");
             goto out;
         }
-        bool dup = map_get(&p->values, t->text, t->len) != NULL;
+        bool dup = name_taken(p, t);
         for (int i = 0; i < n && !dup; i++)
             dup = lhs[i].name->len == t->len && memcmp(lhs[i].name->text, t->text, t->len) == 0;
         if (dup) {
@@ -843,11 +959,12 @@ static tir_status parse_assign(parser *p) {
         if ((st = expect(p, TIR_TOK_COMMA, "',' or '=' after the value name"))) goto out;
     }
     advance_tok(p); /* '=' */
-    if (cur(p)->kind != TIR_TOK_IDENT || is_kw(cur(p), "return")) {
+    if (cur(p)->kind != TIR_TOK_IDENT || is_kw(cur(p), "return") || is_kw(cur(p), "yield")) {
         st = unexpected(p, "an op after '='");
         goto out;
     }
-    tir_op *op = parse_expr(p);
+    tir_op *op = is_kw(cur(p), "fused") && peek(p, 1)->kind == TIR_TOK_LPAREN && !p->region ? parse_fused(p)
+                                                                                               : parse_expr(p);
     if (!op) {
         st = p->d->status;
         goto out;
@@ -918,6 +1035,144 @@ out:
     return st;
 }
 
+/* yield %a, ... at 'yield': the region's results, whose types are the fused op's */
+static tir_status parse_yield(parser *p) {
+    tir_func *r = p->region;
+    advance_tok(p);
+    tir_value **res = NULL;
+    tir_type *types = NULL;
+    int n = 0, cap = 0, capt = 0;
+    tir_status st = TIR_OK;
+    for (;;) {
+        if (is_literal_start(p)) {
+            st = perr(p, TIR_ERR_PARSE, cur(p)->loc, "yield a value, not a literal (bind it first: %%c = full(...))");
+            goto out;
+        }
+        if (!grow((void **)&res, &cap, n + 1, sizeof *res) || !grow((void **)&types, &capt, n + 1, sizeof *types)) {
+            st = oom(p);
+            goto out;
+        }
+        tir_loc loc;
+        if (!(res[n] = parse_operand(p, TIR_F32, &loc))) {
+            st = p->d->status;
+            goto out;
+        }
+        types[n] = res[n]->type;
+        n++;
+        if (cur(p)->kind != TIR_TOK_COMMA) break;
+        advance_tok(p);
+    }
+    tir_func_set_results(r, n, res);
+    tir_func_set_ret(r, n, types);
+    if (r->nres != n || r->nret != n) st = oom(p);
+out:
+    free(res);
+    free(types);
+    return st;
+}
+
+/* `fused(%a, ...) attr=value ... { statements yield %r, ... }` at 'fused'. The operands are
+ * value names, each once; inside, they name the region's parameters. */
+static tir_op *parse_fused(parser *p) {
+    const tir_token *ft = cur(p);
+    tir_func *outer = p->f;
+    tir_value **in = NULL;
+    const tir_token **names = NULL;
+    int nin = 0, capin = 0, capn = 0;
+    frame fr;
+    memset(&fr, 0, sizeof fr);
+    fr.code = TIR_OP_FUSED;
+    fr.name = "fused";
+    fr.loc = ft->loc;
+    tir_op *op = NULL;
+    p->pos += 2; /* 'fused' '(' */
+    while (cur(p)->kind != TIR_TOK_RPAREN) {
+        const tir_token *t = cur(p);
+        if (t->kind != TIR_TOK_VALUE) {
+            unexpected(p, "a value name '%name' (the operands of fused are names, not literals or expressions)");
+            goto out;
+        }
+        for (int i = 0; i < nin; i++)
+            if (names[i]->len == t->len && memcmp(names[i]->text, t->text, t->len) == 0) {
+                perr(p, TIR_ERR_PARSE, t->loc, "%%%.*s is passed to fused twice", clip(t->len), t->text);
+                goto out;
+            }
+        if (!grow((void **)&in, &capin, nin + 1, sizeof *in) || !grow((void **)&names, &capn, nin + 1, sizeof *names)) {
+            oom(p);
+            goto out;
+        }
+        if (!(in[nin] = lookup(p, t))) goto out;
+        names[nin++] = t;
+        advance_tok(p);
+        if (cur(p)->kind == TIR_TOK_RPAREN) break;
+        if (expect(p, TIR_TOK_COMMA, "',' or ')' in the operands of fused")) goto out;
+    }
+    advance_tok(p); /* ')' */
+    while (cur(p)->kind == TIR_TOK_IDENT && peek(p, 1)->kind == TIR_TOK_EQ)
+        if (parse_attr(p, &fr)) goto out;
+    if (cur(p)->kind != TIR_TOK_LBRACE) {
+        unexpected(p, "an attribute 'name=value' or '{' to open the fused region");
+        goto out;
+    }
+    advance_tok(p);
+    const char *kernel = NULL;
+    for (int i = 0; i < fr.nat; i++)
+        if (strcmp(fr.at[i].name, "kernel") == 0 && fr.at[i].kind == TIR_ATTR_STR) kernel = fr.at[i].u.s;
+    tir_func *r = tir_region_new(outer, kernel, ft->loc);
+    if (!r) {
+        oom(p);
+        goto out;
+    }
+    map_clear(&p->rvalues);
+    for (int i = 0; i < nin; i++) {
+        char *nm = tok_str(p, names[i]);
+        tir_value *v = nm ? tir_func_add_param(r, nm, &in[i]->type, names[i]->loc) : NULL;
+        if (!v || !map_put(&p->rvalues, nm, names[i]->len, v)) {
+            oom(p);
+            goto out;
+        }
+    }
+    p->f = r;
+    p->region = r;
+    for (;;) {
+        const tir_token *t = cur(p);
+        if (is_kw(t, "yield")) {
+            if (parse_yield(p)) goto out;
+            if (cur(p)->kind != TIR_TOK_RBRACE) {
+                unexpected(p, "'}' after yield (yield ends the fused region)");
+                goto out;
+            }
+            advance_tok(p);
+            break;
+        }
+        if (t->kind == TIR_TOK_VALUE) {
+            if (parse_assign(p)) goto out;
+        } else if (is_kw(t, "return")) {
+            perr(p, TIR_ERR_PARSE, t->loc, "a fused region ends with yield, not return");
+            goto out;
+        } else if (t->kind == TIR_TOK_RBRACE) {
+            perr(p, TIR_ERR_PARSE, t->loc, "the fused region has no yield");
+            goto out;
+        } else {
+            unexpected(p, "a statement ('%name = ...' or 'yield') in the fused region");
+            goto out;
+        }
+    }
+    p->f = outer;
+    p->region = NULL;
+    p->d->status = TIR_OK;
+    op = tir_func_append_op(outer, TIR_OP_FUSED, nin, in, fr.nat, fr.at, r, ft->loc, p->d);
+    if (!op && p->d->status == TIR_OK) perr(p, TIR_ERR_INTERNAL, ft->loc, "fused: could not build the op");
+out:
+    p->f = outer;
+    p->region = NULL;
+    free(in);
+    free(names);
+    free(fr.a);
+    free(fr.at);
+    return op;
+}
+
 static tir_status parse_body(parser *p, const fdecl *fd) {
     tir_func *f = fd->f;
     p->f = f;
@@ -936,6 +1191,7 @@ static tir_status parse_body(parser *p, const fdecl *fd) {
             break;
         }
         if (returned) return perr(p, TIR_ERR_PARSE, t->loc, "statement after return (return must end the body)");
+        if (is_kw(t, "yield")) return perr(p, TIR_ERR_PARSE, t->loc, "yield outside a fused region");
         if (is_kw(t, "return")) {
             if ((st = parse_return(p))) return st;
             returned = true;
@@ -1178,6 +1434,7 @@ done:
     free(P.fs);
     free(P.decls);
     free(P.values.e);
+    free(P.rvalues.e);
     free(P.funcs.e);
     tir_tokens_free(&toks);
     if (st != TIR_OK) {

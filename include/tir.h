@@ -186,12 +186,94 @@ tir_status tir_builder_finish(tir_builder *b, int nres, tir_value *const *res, t
 /* func @name = value_and_grad(@of, wrt=[...]) as a definition, like the .tir form. */
 tir_status tir_define_value_and_grad(tir_module *m, const char *name, const char *of,
                                      int nwrt, const char *const *wrt, tir_diag *d);
+/* tir_define_value_and_grad, then builds that function's body at once (reverse mode), so it
+ * runs and prints as an ordinary function returning (loss, gradients in wrt order). */
+tir_status tir_value_and_grad(tir_module *m, const char *name, const char *of, int nwrt,
+                              const char *const *wrt, tir_diag *d);
 
 /* ---- the reference interpreter (the oracle) ----
  * Runs func on host tensors. Symbols are bound from the arguments' shapes. results[0..nres) are
  * set to new tensors the caller frees; nres must equal the function's result count. */
 tir_status tir_interpret(tir_module *m, const char *func, int nargs, tir_tensor *const *args,
                          int nres, tir_tensor **results, tir_diag *d);
+
+/* ==== GPU: compile and run (compiler/compile.c, runtime/) =====================================
+ * tir_compile runs the IR pipeline on the module (in place: inlining, autodiff, decomposition and
+ * simplification rewrite it, keeping its meaning) and lowers every op of the function to a PTX
+ * kernel. It needs no GPU; kernels load onto the device at the first run. One program serves every
+ * binding of its symbols: each run binds them from the arguments' shapes.
+ *
+ *     tir_options o; tir_options_init(&o);
+ *     tir_program *p;
+ *     if (tir_compile(m, "rmsnorm", &o, &p, &d) != TIR_OK) ...
+ *     tir_tensor *out[1];
+ *     if (tir_program_run(p, 2, args, 1, out, &d) != TIR_OK) ...   // TIR_ERR_NO_DRIVER without a GPU
+ *     tir_program_free(p);
+ *
+ * Lifetime: programs, streams and device tensors belong to the context of the module they came
+ * from and must be freed before tir_context_destroy. Calls on one context are not thread-safe.
+ * The device is device 0, or $TIR_DEVICE; $TIR_CUDA_LIB names the driver library.
+ * TIR_DUMP=ptx writes every kernel's PTX as <kernel>.ptx to $TIR_DUMP_DIR (stderr when unset). */
+
+typedef struct tir_options {
+    const char *arch; /* PTX target, "sm_90a" when NULL */
+    int opt_level;    /* LLVM optimisation level 0..3 (default 2) */
+    bool verify;      /* verify the IR after the pipeline as well (default true) */
+    bool poison;      /* fill every output buffer with 0xFF bytes before each run (NaN for floats),
+                         so unwritten elements show; also on with $TIR_DEBUG=1 or debug builds */
+} tir_options;
+void tir_options_init(tir_options *o);
+
+typedef struct tir_program tir_program;
+
+tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
+                       tir_program **out, tir_diag *d);
+void tir_program_free(tir_program *p);
+int tir_program_num_kernels(const tir_program *p);
+const char *tir_program_kernel_name(const tir_program *p, int i);
+const char *tir_program_kernel_op(const tir_program *p, int i); /* the op it computes: "add" */
+/* NULL when the kernel needs no code (a reshape that aliases its operand's buffer) */
+const char *tir_program_kernel_ptx(const tir_program *p, int i);
+/* Binds a symbol for every later run, for symbols no argument's shape determines. */
+tir_status tir_program_set_dim(tir_program *p, const char *sym, int64_t value, tir_diag *d);
+/* Runs on the GPU with host tensors in and out: results[0..nres) are set to new host tensors. */
+tir_status tir_program_run(tir_program *p, int nargs, tir_tensor *const *args, int nres,
+                           tir_tensor **results, tir_diag *d);
+
+/* ---- device-resident data, for host programs that keep tensors on the GPU */
+
+typedef struct tir_stream tir_stream;
+typedef struct tir_device_tensor tir_device_tensor;
+
+/* TIR_OK when a CUDA device can be used; its description ("NVIDIA H100 ..., sm_90, 132 SMs") */
+tir_status tir_device_probe(tir_context *ctx, char *desc, size_t n, tir_diag *d);
+
+tir_status tir_stream_create(tir_context *ctx, tir_stream **out, tir_diag *d);
+void tir_stream_destroy(tir_stream *s);
+tir_status tir_stream_sync(tir_stream *s, tir_diag *d);
+
+/* contents undefined until written */
+tir_status tir_device_tensor_new(tir_context *ctx, tir_dtype dtype, int rank, const int64_t *dims,
+                                 tir_device_tensor **out, tir_diag *d);
+void tir_device_tensor_free(tir_device_tensor *t);
+tir_dtype tir_device_tensor_dtype(const tir_device_tensor *t);
+int tir_device_tensor_rank(const tir_device_tensor *t);
+int64_t tir_device_tensor_dim(const tir_device_tensor *t, int i);
+size_t tir_device_tensor_nbytes(const tir_device_tensor *t);
+/* copies between equal-shaped host and device tensors; both return once the copy is done */
+tir_status tir_device_tensor_upload(tir_device_tensor *dst, const tir_tensor *src, tir_diag *d);
+tir_status tir_device_tensor_download(const tir_device_tensor *src, tir_tensor *dst, tir_diag *d);
+/* conveniences: a new device tensor holding a host tensor's data, and the reverse */
+tir_status tir_device_tensor_from_host(tir_context *ctx, const tir_tensor *src,
+                                       tir_device_tensor **out, tir_diag *d);
+tir_status tir_device_tensor_to_host(const tir_device_tensor *src, tir_tensor **out, tir_diag *d);
+
+/* Runs on device tensors: results[0..nres) are set to new device tensors. Kernels go on stream s
+ * (NULL: the context's own); the call returns when they are done. */
+tir_status tir_program_run_device(tir_program *p, int nargs, tir_device_tensor *const *args,
+                                  int nres, tir_device_tensor **results, tir_stream *s,
+                                  tir_diag *d);
+/* ==== end GPU ================================================================================ */
 
 #ifdef __cplusplus
 }

@@ -129,6 +129,7 @@ typedef struct sattr {
 } sattr;
 
 static const char *kind_name(tir_attr_kind k) {
+    if (k == TIR_ATTR_DICT) return "a dict";
     switch (k) {
     case TIR_ATTR_INT: return "an int";
     case TIR_ATTR_FLOAT: return "a float";
@@ -147,7 +148,7 @@ static int parse_schema(const char *s, sattr *out, int max) {
     static const struct { const char *n; tir_attr_kind k; } kinds[] = {
         {"int", TIR_ATTR_INT},   {"float", TIR_ATTR_FLOAT}, {"bool", TIR_ATTR_BOOL},
         {"str", TIR_ATTR_STR},   {"dtype", TIR_ATTR_DTYPE}, {"ints", TIR_ATTR_INTS},
-        {"shape", TIR_ATTR_SHAPE},
+        {"shape", TIR_ATTR_SHAPE}, {"dict", TIR_ATTR_DICT},
     };
     int n = 0;
     while (s && *s) {
@@ -172,6 +173,31 @@ static int parse_schema(const char *s, sattr *out, int max) {
         s = *end ? end + 1 : end;
     }
     return n;
+}
+
+static bool is_ident(const char *s) {
+    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* a dict holds scalar entries only (ints, bools, strings), each key an identifier, once */
+static tir_status check_dict(ictx *ic, const tir_attr_value *a) {
+    if (a->u.dict.n < 0 || (a->u.dict.n > 0 && !a->u.dict.v)) return fail(ic, "attribute '%s' has no value", a->name);
+    for (int i = 0; i < a->u.dict.n; i++) {
+        const tir_attr_value *e = &a->u.dict.v[i];
+        if (!is_ident(e->name)) return fail(ic, "attribute '%s': entry %d needs an identifier as its key", a->name, i);
+        if (e->kind != TIR_ATTR_INT && e->kind != TIR_ATTR_BOOL && e->kind != TIR_ATTR_STR)
+            return fail(ic, "attribute '%s': entry '%s' must be an int, a bool or a string, found %s", a->name,
+                        e->name, kind_name(e->kind));
+        if (e->kind == TIR_ATTR_STR && !e->u.s) return fail(ic, "attribute '%s': entry '%s' has no value", a->name, e->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(a->u.dict.v[j].name, e->name) == 0)
+                return fail(ic, "attribute '%s': key '%s' given twice", a->name, e->name);
+    }
+    return TIR_OK;
 }
 
 /* The kind given may differ from the schema's where the text cannot tell them apart: an
@@ -221,6 +247,10 @@ static tir_status check_attrs(ictx *ic) {
         if (a->kind == TIR_ATTR_SHAPE)
             for (int j = 0; j < a->u.shape.n; j++)
                 if (!a->u.shape.v[j]) return fail(ic, "attribute '%s' has a missing dim", a->name);
+        if (a->kind == TIR_ATTR_DICT) {
+            tir_status s = check_dict(ic, a);
+            if (s != TIR_OK) return s;
+        }
     }
     for (int j = 0; j < ns; j++) {
         if (schema[j].optional) continue;
@@ -322,7 +352,8 @@ static bool is_data(tir_opcode code, int i) {
     case TIR_OP_TAKE: return i == 0;
     case TIR_OP_SCATTER_ADD: return i != 1;
     case TIR_OP_CROSS_ENTROPY: return i == 0;
-    case TIR_OP_CALL: return false;
+    case TIR_OP_CALL:
+    case TIR_OP_FUSED: return false;
     default: return true;
     }
 }
@@ -1042,6 +1073,31 @@ static tir_status infer_call(ictx *ic, const tir_func *f, int max_out, tir_type 
     return TIR_OK;
 }
 
+/* ------------------------------------------------------------------ fused regions */
+
+/* The region runs in the enclosing function's symbols, so there is nothing to bind: each
+ * operand has exactly its parameter's type, and the results are the region's yielded types. */
+static tir_status infer_fused(ictx *ic, const tir_func *r, int max_out, tir_type *out, int *nout) {
+    if (!r) return fail(ic, "has no region");
+    if (ic->nin != r->nparams || (r->nparams > 0 && !r->params))
+        return fail(ic, "%d operand%s, but the region has %d parameter%s", ic->nin, ic->nin == 1 ? "" : "s",
+                    r->nparams, r->nparams == 1 ? "" : "s");
+    for (int i = 0; i < ic->nin; i++) {
+        const tir_value *p = r->params[i];
+        if (!p || !tir_type_equal(&p->type, &ic->in[i]->type))
+            return fail(ic, "operand %d is %s, but the region's parameter %d is %s", i, ty(&ic->in[i]->type).s, i,
+                        p ? ty(&p->type).s : "missing");
+    }
+    if (r->nres < 1 || !r->results) return fail(ic, "the region yields no value");
+    if (r->nres > max_out) return fail(ic, "the region yields %d values, but there is room for %d", r->nres, max_out);
+    for (int i = 0; i < r->nres; i++) {
+        if (!r->results[i]) return fail(ic, "the region's result %d is missing", i);
+        out[i] = r->results[i]->type;
+    }
+    *nout = r->nres;
+    return TIR_OK;
+}
+
 /* ------------------------------------------------------------------ the entry point */
 
 static tir_status check_results(ictx *ic, const tir_type *out, int n) {
@@ -1085,6 +1141,10 @@ tir_status tir_infer(tir_module *m, tir_opcode code, int nin, tir_value *const *
     if (code == TIR_OP_CALL) {
         if (nattrs > 0) return fail(&ic, "takes no attributes");
         s = infer_call(&ic, callee, max_out, out, nout);
+        return s == TIR_OK ? check_results(&ic, out, *nout) : s;
+    }
+    if (code == TIR_OP_FUSED) {
+        s = infer_fused(&ic, callee, max_out, out, nout);
         return s == TIR_OK ? check_results(&ic, out, *nout) : s;
     }
     if (code == TIR_OP_SPLIT) {

@@ -804,6 +804,19 @@ static tir_status run_composite(frame *F, const tir_op *op, tval *outs) {
     return run_func(F->I, df, F->bind, args, outs);
 }
 
+/* A fused region is a function in the caller's own symbols: it runs like a call, with the
+ * caller's bindings, so its results are bit for bit those of its ops run unfused. */
+static tir_status run_fused(frame *F, const tir_op *op, tval *outs) {
+    tir_func *r = tir_op_region(op);
+    if (!r || r->nparams != op->nin) return err(F, op, TIR_ERR_INTERNAL, "fused op without a matching region");
+    tval *args = calloc((size_t)op->nin + 1, sizeof *args);
+    if (!args) return err(F, op, TIR_ERR_OOM, "out of memory");
+    for (int i = 0; i < op->nin; i++) args[i] = *in_val(F, op, i);
+    tir_status st = run_func(F->I, r, F->bind, args, outs);
+    free(args);
+    return st;
+}
+
 /* ---------------------------------------------------------------- the op loop */
 
 static bool same_shape(const tval *a, int rank, const int64_t *dims) {
@@ -815,11 +828,13 @@ static bool same_shape(const tval *a, int rank, const int64_t *dims) {
 
 static tir_status exec_op(frame *F, const tir_op *op, tval *outs) {
     unsigned fl = tir_ops[op->code].flags;
-    if (op->code == TIR_OP_CALL || (fl & TIR_F_COMPOSITE)) {
+    if (op->code == TIR_OP_CALL || (fl & (TIR_F_COMPOSITE | TIR_F_REGION))) {
         if (F->I->depth >= MAX_DEPTH)
             return err(F, op, TIR_ERR_INVALID, "calls nested deeper than %d", MAX_DEPTH);
         F->I->depth++;
-        tir_status st = op->code == TIR_OP_CALL ? run_call(F, op, outs) : run_composite(F, op, outs);
+        tir_status st = op->code == TIR_OP_CALL ? run_call(F, op, outs)
+                        : (fl & TIR_F_REGION)   ? run_fused(F, op, outs)
+                                                : run_composite(F, op, outs);
         F->I->depth--;
         if (st) return st;
         /* check the results against the op's declared types where the caller can evaluate them */

@@ -145,6 +145,7 @@ enum {
     TIR_F_ASSOCIATIVE = 1u << 15,
     TIR_F_IDEMPOTENT  = 1u << 16, /* f(x, x) == x */
     TIR_F_VALUE_ATTR  = 1u << 17, /* first positional operand in text is the value= attribute */
+    TIR_F_REGION      = 1u << 18, /* owns a region (op->callee) that it runs like an inline call */
 };
 
 typedef enum tir_opcode {
@@ -174,6 +175,12 @@ double tir_scalar_div(double a, double b, tir_dtype dt); /* ints: trunc toward 0
 
 /* ---------------------------------------------------------------- attributes */
 
+/* An attribute kind that exists only inside the IR (the public builder has no form for it):
+ * a dict {key=value, ...} of int, bool and string entries, e.g. a fused region's schedule=.
+ * A macro rather than an enumerator of tir.h's tir_attr_kind, so switches over the public
+ * kinds stay complete; test it with ==. */
+#define TIR_ATTR_DICT ((tir_attr_kind)(TIR_ATTR_SHAPE + 1))
+
 typedef struct tir_attr_value {
     const char *name;  /* in the module arena (or static) */
     tir_attr_kind kind;
@@ -185,6 +192,8 @@ typedef struct tir_attr_value {
         tir_dtype dtype;
         struct { int n; const int64_t *v; } ints;
         struct { int n; const tir_dim *const *v; } shape;
+        /* TIR_ATTR_DICT: entries are named INT, BOOL or STR values, in the module arena */
+        struct { int n; const struct tir_attr_value *v; } dict;
     } u;
 } tir_attr_value;
 
@@ -208,7 +217,9 @@ struct tir_op {
     tir_value **out;
     int nattrs;
     tir_attr_value *attrs;
-    tir_func *callee;  /* TIR_OP_CALL */
+    /* TIR_OP_CALL: the function called. TIR_OP_FUSED: its region, an anonymous function the op
+     * owns (not in the module's list; see ir/region.c). Generic op copying carries it as is. */
+    tir_func *callee;
     tir_loc loc;
 };
 
@@ -297,6 +308,24 @@ tir_value *tir_ib_reshape(tir_ib *b, tir_value *x, int rank, const tir_dim *cons
 tir_value *tir_ib_transpose(tir_ib *b, tir_value *x, const int64_t *perm);
 tir_value *tir_ib_broadcast(tir_ib *b, tir_value *x, int rank, const tir_dim *const *dims);
 tir_value *tir_ib_matmul(tir_ib *b, tir_value *x, tir_value *y, bool ta, bool tb);
+
+/* ---------------------------------------------------------------- fused regions (ir/region.c)
+ * `%y = fused(%x, %w) kernel="k" schedule={...} { ... yield %r }` is one TIR_OP_FUSED op whose
+ * callee is its region: a tir_func with one parameter per operand (same types), a body of core
+ * ops that refers only to its own parameters and values, and results (the yielded values; ret
+ * holds their types). The region shares the enclosing function's symbols (no binding at the
+ * boundary: operand and parameter types are equal). It never appears in m->funcs, never holds a
+ * call or another fused op, and is built like any function: tir_func_add_param,
+ * tir_func_append_op, tir_func_set_results + tir_func_set_ret; then append the fused op with
+ * tir_func_append_op(parent, TIR_OP_FUSED, ..., callee = region, ...). */
+tir_func *tir_region_new(tir_func *parent, const char *kernel, tir_loc loc); /* NULL on OOM */
+static inline tir_func *tir_op_region(const tir_op *op) {
+    return op && op->code == TIR_OP_FUSED ? op->callee : NULL;
+}
+/* a dict attribute; entries (and their names and strings) are copied into the module arena */
+tir_attr_value tir_a_dict(tir_module *m, const char *name, int n, const tir_attr_value *entries);
+/* the entry key of a dict attribute, NULL when absent (or a is not a dict) */
+const tir_attr_value *tir_dict_get(const tir_attr_value *a, const char *key);
 
 /* ---------------------------------------------------------------- inference (ir/infer.c)
  * Checks operand count, operand dtypes (op flags), attributes against the op's schema (names,

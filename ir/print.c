@@ -9,7 +9,10 @@
  *     give that literal the same dtype; it prints as a statement only when some use cannot take
  *     a literal or it is returned;
  *   - floats print in the shortest form that reads back to the same double, always as a float
- *     token (with '.', an exponent, inf or nan), so an attribute's kind survives re-parsing. */
+ *     token (with '.', an exponent, inf or nan), so an attribute's kind survives re-parsing;
+ *   - a fused op prints its attributes after the operand list and its region as an indented
+ *     block ending in yield; names are unique across a function and its regions, and a region's
+ *     parameters print as the fused op's operands (docs/tir.md §11). */
 #include <stdio.h>
 
 #include "ir.h"
@@ -240,6 +243,15 @@ static void put_string(sbuf *b, const char *s) {
 
 static void put_attr_value(sbuf *b, const tir_attr_value *a) {
     char num[64];
+    if (a->kind == TIR_ATTR_DICT) { /* {key=value, ...} in the order given */
+        sb_putn(b, "{", 1);
+        for (int i = 0; i < a->u.dict.n; i++) {
+            sb_printf(b, "%s%s=", i ? ", " : "", a->u.dict.v[i].name);
+            put_attr_value(b, &a->u.dict.v[i]);
+        }
+        sb_putn(b, "}", 1);
+        return;
+    }
     switch (a->kind) {
     case TIR_ATTR_INT: sb_printf(b, "%lld", (long long)a->u.i); break;
     case TIR_ATTR_FLOAT:
@@ -320,7 +332,10 @@ static bool set_add(strset *s, const char *k) {
     return true;
 }
 
-/* How one function prints: each value's name, and which operands print as literals. */
+/* How one function prints: each value's name, and which operands print as literals. A fused
+ * op's region has its own fnames (sub[k] for op k): its values are numbered in one sequence
+ * with the enclosing function's and named from one set, so every name in a printed function
+ * means one value; the region's parameters print as the fused op's operands. */
 typedef struct fnames {
     int nids;
     const char **user; /* by value id: the value's own name, when it keeps it */
@@ -329,9 +344,26 @@ typedef struct fnames {
     bool *stmt;        /* by value id (cand only): its full() still needs a statement */
     int *lit_off;      /* by op index: offset into lit */
     bool *lit;         /* per operand: prints as a literal */
+    struct fnames **sub;        /* by op index: the region's names, for fused ops */
+    int nsub;
+    const struct fnames *outer; /* for a region: the enclosing function's names */
+    const tir_op *owner;        /* for a region: its fused op */
 } fnames;
 
+/* the names and the temporary counter shared by a function and its regions */
+typedef struct namectx {
+    strset names;
+    long next;
+} namectx;
+
 static void fnames_free(fnames *fn) {
+    if (fn->sub)
+        for (int k = 0; k < fn->nsub; k++)
+            if (fn->sub[k]) {
+                fnames_free(fn->sub[k]);
+                free(fn->sub[k]);
+            }
+    free(fn->sub);
     free(fn->user);
     free(fn->num);
     free(fn->cand);
@@ -340,7 +372,6 @@ static void fnames_free(fnames *fn) {
     free(fn->lit);
     memset(fn, 0, sizeof *fn);
 }
-
 static bool id_ok(const fnames *fn, const tir_value *v) { return v && v->id >= 0 && v->id < fn->nids; }
 
 /* the value of a full() that prints as a literal of its dtype, if it is one */
@@ -372,6 +403,10 @@ static bool const_value(const tir_value *v, double *val) {
  * so the choice is stable. */
 static bool choose_literals(const fnames *fn, const tir_op *op, bool *lit) {
     int nin = op->nin;
+    if (op->code == TIR_OP_FUSED) { /* the operands of a region are names, never literals */
+        for (int i = 0; i < nin; i++) lit[i] = false;
+        return true;
+    }
     bool many = nin > 64 && op->code != TIR_OP_CALL; /* keep the search cheap on huge concats */
     for (int i = 0; i < nin; i++) lit[i] = !many && id_ok(fn, op->in[i]) && fn->cand[op->in[i]->id];
     const tir_value **tmp = malloc((size_t)(nin ? nin : 1) * sizeof *tmp);
@@ -403,7 +438,7 @@ static void collect_values(const tir_func *f, int *maxid) {
     *maxid = m;
 }
 
-static bool assign_names(const tir_func *f, fnames *fn) {
+static bool fnames_alloc(const tir_func *f, fnames *fn) {
     memset(fn, 0, sizeof *fn);
     collect_values(f, &fn->nids);
     size_t nid = (size_t)(fn->nids ? fn->nids : 1);
@@ -415,77 +450,110 @@ static bool assign_names(const tir_func *f, fnames *fn) {
     fn->stmt = calloc(nid, sizeof *fn->stmt);
     fn->lit_off = calloc((size_t)(f->nops ? f->nops : 1), sizeof *fn->lit_off);
     fn->lit = calloc(total_in ? total_in : 1, sizeof *fn->lit);
-    strset names = {0};
-    bool ok = fn->user && fn->num && fn->cand && fn->stmt && fn->lit_off && fn->lit;
-    if (!ok) goto out;
+    fn->sub = calloc((size_t)(f->nops ? f->nops : 1), sizeof *fn->sub);
+    fn->nsub = f->nops;
+    if (!fn->user || !fn->num || !fn->cand || !fn->stmt || !fn->lit_off || !fn->lit || !fn->sub) return false;
     for (size_t i = 0; i < nid; i++) fn->num[i] = -1;
+    return true;
+}
 
-    /* own names: valid and first come; later duplicates become temporaries */
-    for (int i = 0; i < f->nparams && ok; i++) {
+/* own names: valid and first come (in text order: a fused op's results before its region);
+ * later duplicates become temporaries. A region's parameters have no names of their own. */
+static bool own_names(const tir_func *f, fnames *fn, namectx *nc) {
+    bool ok = true;
+    for (int i = 0; !fn->owner && i < f->nparams && ok; i++) {
         const tir_value *v = f->params[i];
-        if (id_ok(fn, v) && valid_name(v->name) && !set_has(&names, v->name)) {
+        if (id_ok(fn, v) && valid_name(v->name) && !set_has(&nc->names, v->name)) {
             fn->user[v->id] = v->name;
-            ok = set_add(&names, v->name);
+            ok = set_add(&nc->names, v->name);
         }
     }
-    for (int k = 0; k < f->nops && ok; k++)
-        for (int j = 0; j < f->ops[k]->nout && ok; j++) {
-            const tir_value *v = f->ops[k]->out[j];
+    for (int k = 0; k < f->nops && ok; k++) {
+        const tir_op *op = f->ops[k];
+        for (int j = 0; j < op->nout && ok; j++) {
+            const tir_value *v = op->out[j];
             double val;
             if (!id_ok(fn, v)) continue;
-            if (valid_name(v->name) && !set_has(&names, v->name)) {
+            if (valid_name(v->name) && !set_has(&nc->names, v->name)) {
                 fn->user[v->id] = v->name;
-                ok = set_add(&names, v->name);
+                ok = set_add(&nc->names, v->name);
             } else if (const_value(v, &val)) {
                 fn->cand[v->id] = true;
             }
         }
-    if (!ok) goto out;
+        const tir_func *r = tir_op_region(op);
+        if (ok && r && !fn->owner) {
+            fnames *sub = malloc(sizeof *sub);
+            if (!sub) return false;
+            fn->sub[k] = sub;
+            if (!fnames_alloc(r, sub)) return false;
+            sub->outer = fn;
+            sub->owner = op;
+            ok = own_names(r, sub, nc);
+        }
+    }
+    return ok;
+}
 
-    /* literal positions, and which candidates still need their statement */
+/* literal positions, and which candidates still need their statement */
+static bool literals(const tir_func *f, fnames *fn) {
     size_t off = 0;
-    for (int k = 0; k < f->nops && ok; k++) {
+    for (int k = 0; k < f->nops; k++) {
         const tir_op *op = f->ops[k];
         fn->lit_off[k] = (int)off;
-        ok = choose_literals(fn, op, fn->lit + off);
-        for (int i = 0; i < op->nin && ok; i++)
+        if (!choose_literals(fn, op, fn->lit + off)) return false;
+        for (int i = 0; i < op->nin; i++)
             if (!fn->lit[off + (size_t)i] && id_ok(fn, op->in[i]) && fn->cand[op->in[i]->id])
                 fn->stmt[op->in[i]->id] = true;
         off += (size_t)op->nin;
+        if (fn->sub[k] && !literals(op->callee, fn->sub[k])) return false;
     }
     for (int i = 0; i < f->nres; i++)
         if (id_ok(fn, f->results[i])) fn->stmt[f->results[i]->id] = true;
-    if (!ok) goto out;
+    return true;
+}
 
-    /* temporaries in order of definition */
-    long next = 0;
+static void temp_name(fnames *fn, namectx *nc, const tir_value *v) {
     char buf[32];
-    for (int i = 0; i < f->nparams; i++) {
-        const tir_value *v = f->params[i];
-        if (!id_ok(fn, v) || fn->user[v->id]) continue;
-        for (;; next++) {
-            snprintf(buf, sizeof buf, "%ld", next);
-            if (!set_has(&names, buf)) break;
-        }
-        fn->num[v->id] = next++;
+    for (;; nc->next++) {
+        snprintf(buf, sizeof buf, "%ld", nc->next);
+        if (!set_has(&nc->names, buf)) break;
     }
-    for (int k = 0; k < f->nops; k++)
-        for (int j = 0; j < f->ops[k]->nout; j++) {
-            const tir_value *v = f->ops[k]->out[j];
+    fn->num[v->id] = nc->next++;
+}
+
+/* temporaries in order of definition, in text order */
+static void temps(const tir_func *f, fnames *fn, namectx *nc) {
+    for (int i = 0; !fn->owner && i < f->nparams; i++) {
+        const tir_value *v = f->params[i];
+        if (id_ok(fn, v) && !fn->user[v->id]) temp_name(fn, nc, v);
+    }
+    for (int k = 0; k < f->nops; k++) {
+        const tir_op *op = f->ops[k];
+        for (int j = 0; j < op->nout; j++) {
+            const tir_value *v = op->out[j];
             if (!id_ok(fn, v) || fn->user[v->id] || (fn->cand[v->id] && !fn->stmt[v->id])) continue;
-            for (;; next++) {
-                snprintf(buf, sizeof buf, "%ld", next);
-                if (!set_has(&names, buf)) break;
-            }
-            fn->num[v->id] = next++;
+            temp_name(fn, nc, v);
         }
-out:
-    free(names.e);
+        if (fn->sub[k]) temps(op->callee, fn->sub[k], nc);
+    }
+}
+
+static bool assign_names(const tir_func *f, fnames *fn) {
+    namectx nc = {{0}, 0};
+    bool ok = fnames_alloc(f, fn) && own_names(f, fn, &nc) && literals(f, fn);
+    if (ok) temps(f, fn, &nc);
+    free(nc.names.e);
     if (!ok) fnames_free(fn);
     return ok;
 }
 
 static void put_value(sbuf *b, const fnames *fn, const tir_value *v) {
+    /* a region's parameter is its fused op's operand of the same position */
+    if (fn->owner && v && !v->def && v->index >= 0 && v->index < fn->owner->nin) {
+        put_value(b, fn->outer, fn->owner->in[v->index]);
+        return;
+    }
     if (!id_ok(fn, v)) {
         sb_puts(b, "%?");
         return;
@@ -512,8 +580,12 @@ static void put_grad_def(sbuf *b, const tir_func *f) {
     sb_puts(b, "])\n");
 }
 
-static void put_op(sbuf *b, const fnames *fn, const tir_op *op, const bool *lit) {
-    sb_puts(b, "  ");
+static void put_body(sbuf *b, const fnames *fn, const tir_func *f, int indent);
+
+/* sub: the names of op's region when op is a fused op */
+static void put_op(sbuf *b, const fnames *fn, const tir_op *op, const bool *lit, int indent,
+                   const fnames *sub) {
+    sb_printf(b, "%*s", indent, "");
     for (int j = 0; j < op->nout; j++) {
         if (j) sb_puts(b, ", ");
         put_value(b, fn, op->out[j]);
@@ -549,15 +621,41 @@ static void put_op(sbuf *b, const fnames *fn, const tir_op *op, const bool *lit)
             put_value(b, fn, op->in[i]);
         }
     }
+    /* a region's attributes follow the operand list, space-separated, then its body */
+    const tir_func *r = tir_op_region(op);
+    if (r) sb_puts(b, ")");
     for (int i = 0; i < op->nattrs; i++) {
         const tir_attr_value *a = &op->attrs[i];
         if (a == value_attr) continue;
-        if (!first) sb_puts(b, ", ");
+        if (r) sb_puts(b, " ");
+        else if (!first) sb_puts(b, ", ");
         first = false;
         sb_printf(b, "%s=", a->name);
         put_attr_value(b, a);
     }
-    sb_puts(b, ")\n");
+    if (!r) {
+        sb_puts(b, ")\n");
+        return;
+    }
+    sb_puts(b, " {\n");
+    if (sub) put_body(b, sub, r, indent + 2);
+    sb_printf(b, "%*s}\n", indent, "");
+}
+
+/* the ops of f, then (for a region) its yield */
+static void put_body(sbuf *b, const fnames *fn, const tir_func *f, int indent) {
+    for (int k = 0; k < f->nops; k++) {
+        const tir_op *op = f->ops[k];
+        if (op->nout == 1 && id_ok(fn, op->out[0]) && fn->cand[op->out[0]->id] && !fn->stmt[op->out[0]->id])
+            continue; /* printed at its uses */
+        put_op(b, fn, op, fn->lit + fn->lit_off[k], indent, fn->sub[k]);
+    }
+    sb_printf(b, "%*s%s", indent, "", fn->owner ? "yield" : "return");
+    for (int i = 0; i < f->nres; i++) {
+        sb_puts(b, i ? ", " : " ");
+        put_value(b, fn, f->results[i]);
+    }
+    sb_puts(b, "\n");
 }
 
 static void put_func(sbuf *b, const tir_func *f) {
@@ -587,18 +685,8 @@ static void put_func(sbuf *b, const tir_func *f) {
     }
     if (nret != 1) sb_puts(b, ")");
     sb_puts(b, " {\n");
-    for (int k = 0; k < f->nops; k++) {
-        const tir_op *op = f->ops[k];
-        if (op->nout == 1 && id_ok(&fn, op->out[0]) && fn.cand[op->out[0]->id] && !fn.stmt[op->out[0]->id])
-            continue; /* printed at its uses */
-        put_op(b, &fn, op, fn.lit + fn.lit_off[k]);
-    }
-    sb_puts(b, "  return");
-    for (int i = 0; i < f->nres; i++) {
-        sb_puts(b, i ? ", " : " ");
-        put_value(b, &fn, f->results[i]);
-    }
-    sb_puts(b, "\n}\n");
+    put_body(b, &fn, f, 2);
+    sb_puts(b, "}\n");
     fnames_free(&fn);
 }
 

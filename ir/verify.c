@@ -10,6 +10,7 @@
 typedef struct vctx {
     tir_module *m;
     tir_diag *d;
+    const tir_func *outer; /* while checking a fused region: the function that holds it */
 } vctx;
 
 static tir_status fail(vctx *v, tir_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -143,6 +144,9 @@ static tir_status check_use(vctx *v, tir_func *f, const tir_op *op, const char *
     tir_loc loc = op ? op->loc : f->loc;
     const char *opname = op ? tir_ops[op->code].name : "return";
     if (!x) return fail(v, loc, "@%s: %s: %s %d is missing", f->name, opname, what, i);
+    if (x->func != f && v->outer)
+        return fail(v, loc, "@%s: %s: %s %d (%s) is not visible in the fused region: a region sees only its "
+                            "parameters and its own values", f->name, opname, what, i, vname(x).s);
     if (x->func != f)
         return fail(v, loc, "@%s: %s: %s %d (%s) belongs to another function%s%s", f->name, opname, what,
                     i, vname(x).s, x->func && x->func->name ? " @" : "",
@@ -161,6 +165,35 @@ static tir_status define(vctx *v, tir_func *f, tir_loc loc, tir_value *x, bool *
     return TIR_OK;
 }
 
+static tir_status verify_body(vctx *v, tir_func *f);
+
+/* A fused op's region: owned by the op (not a module function), made of core ops that refer
+ * only to the region's own parameters and values, ending in the values it yields. */
+static tir_status verify_region(vctx *v, tir_func *f, const tir_op *op) {
+    tir_func *r = op->callee;
+    if (v->outer) return fail(v, op->loc, "@%s: fused regions do not nest", f->name);
+    if (!r) return fail(v, op->loc, "@%s: fused op without a region", f->name);
+    if (in_module(v->m, r))
+        return fail(v, op->loc, "@%s: the region of a fused op is a function of the module (@%s)", f->name,
+                    r->name ? r->name : "?");
+    if (r->module != v->m || r->grad_of || !r->name)
+        return fail(v, op->loc, "@%s: fused op with a malformed region", f->name);
+    for (int k = 0; k < r->nops; k++) {
+        const tir_op *o = r->ops[k];
+        if (!o) continue; /* reported by verify_body */
+        if (o->code == TIR_OP_FUSED) return fail(v, o->loc, "@%s: fused regions do not nest", r->name);
+        if (o->code == TIR_OP_CALL)
+            return fail(v, o->loc, "@%s: a fused region cannot call a function (inline it first)", r->name);
+    }
+    tir_status s = verify_signature(v, r);
+    if (s != TIR_OK) return s;
+    if (r->nres < 1) return fail(v, op->loc, "@%s: a fused region yields at least one value", r->name);
+    v->outer = f;
+    s = verify_body(v, r);
+    v->outer = NULL;
+    return s;
+}
+
 static tir_status verify_op(vctx *v, tir_func *f, tir_op *op, bool *defined) {
     const char *name = (unsigned)op->code < TIR_OP_COUNT ? tir_ops[op->code].name : "?";
     if ((unsigned)op->code >= TIR_OP_COUNT)
@@ -176,6 +209,9 @@ static tir_status verify_op(vctx *v, tir_func *f, tir_op *op, bool *defined) {
         if (!in_module(v->m, op->callee))
             return fail(v, op->loc, "@%s: call @%s: no such function in this module", f->name,
                         op->callee->name ? op->callee->name : "?");
+    } else if (op->code == TIR_OP_FUSED) {
+        tir_status s = verify_region(v, f, op);
+        if (s != TIR_OK) return s;
     } else if (op->callee) {
         return fail(v, op->loc, "@%s: %s has a callee", f->name, name);
     }
@@ -304,7 +340,7 @@ static tir_status verify_no_recursion(vctx *v) {
 tir_status tir_verify(tir_module *m, tir_diag *d) {
     if (!m || !m->ctx)
         return tir_diag_set(d, TIR_ERR_INVALID, NULL, (tir_loc){0, 0}, "verify: no module");
-    vctx v = {m, d};
+    vctx v = {m, d, NULL};
     if (m->nfuncs < 0 || (m->nfuncs > 0 && !m->funcs))
         return fail(&v, (tir_loc){0, 0}, "malformed module: function list");
     for (int i = 0; i < m->nfuncs; i++) {

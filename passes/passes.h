@@ -23,5 +23,11 @@ typedef struct tir_simplify_stats {
 tir_status tir_pass_simplify_stats(tir_module *m, tir_simplify_stats *stats, tir_diag *d);
 /* passes/decompose.c: composite ops into core ops (ir/composite.c). */
 tir_status tir_pass_decompose(tir_module *m, tir_diag *d);
+/* passes/fuse.c: groups elementwise ops, reductions and the movement ops feeding them into fused
+ * regions, one per kernel, each with its schedule (docs/tir.md §11). Runs after decompose. */
+tir_status tir_pass_fuse(tir_module *m, tir_diag *d);
+/* What tir_pass_fuse would make of m, without changing it: every kernel with its ops, schedule,
+ * reads and writes, and every kernel boundary with its reason (for `tirc explain`). */
+tir_status tir_fuse_explain(tir_module *m, FILE *out, tir_diag *d);
 
 #endif

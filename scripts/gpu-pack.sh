@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# gpu-pack.sh: build here (the GPU machine has no LLVM headers) and stage what the GPU machine
+# needs in gpubuild/: libtir.so stripped (LLVM inside), tirc, the GPU test programs, the host
+# examples and the benchmarks, all finding libtir.so beside them ($ORIGIN rpath). Then, on the GPU
+# machine: TIR_BUILD=gpubuild scripts/gpu-test.sh   (the device tool carries gpubuild/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+rm -rf gpubuild
+mkdir -p gpubuild
+for f in build/libtir.so build/tirc build/gpu_* build/host_* build/bench_* build/test_runtime; do
+  [ -f "$f" ] && [ -x "$f" ] || [ "${f##*.}" = so ] || continue
+  [ -e "$f" ] || continue
+  strip --strip-unneeded -o "gpubuild/$(basename "$f")" "$f"
+done
+du -sh gpubuild
