@@ -19,7 +19,11 @@ export TIR_SOURCE_DIR=$PWD CK_FORK=no
 
 rows=()
 failed=0
-row() { rows+=("$(printf '%-22s %-6s %6ss  %s' "$1" "$2" "$3" "$4")"); [ "$2" = FAIL ] && failed=1; }
+row() {
+  rows+=("$(printf '%-22s %-6s %6ss  %s' "$1" "$2" "$3" "$4")")
+  if [ "$2" = FAIL ]; then failed=1; fi
+  return 0 # callers write `cond && row ok || row FAIL`
+}
 
 echo "== device"
 device=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)
@@ -64,6 +68,16 @@ if [ -x "$build/gpu_ops" ]; then
   esac
 else
   row gpu_ops FAIL 0 "$build/gpu_ops missing"
+fi
+
+echo "== gpu_matmul"
+if [ -x "$build/gpu_matmul" ]; then
+  run gpu_matmul 300 "$build/gpu_matmul"
+  grep -E '^FAIL' "$logs/gpu_matmul.log" | head -20
+  last=$(tail -1 "$logs/gpu_matmul.log")
+  [ $rc = 0 ] && row gpu_matmul ok $secs "$last" || row gpu_matmul FAIL $secs "exit $rc: $last"
+else
+  row gpu_matmul FAIL 0 "$build/gpu_matmul missing"
 fi
 
 echo "== host_gpu"

@@ -210,8 +210,18 @@ static void run_case(const char *label, const char *src, const char *func, const
             for (int i = 0; dev_ok && i < nres; i++) {
                 tir_tensor *h = NULL;
                 dev_ok = tir_device_tensor_to_host(dout[i], &h, &d) == TIR_OK;
-                if (dev_ok && memcmp(tir_tensor_data(h), tir_tensor_data(out[i]),
-                                     tir_tensor_nbytes(h)) != 0) {
+                /* float atomics (scatter_add) add in whatever order the blocks run: there the
+                 * two runs agree to rounding, not to the bit */
+                bool atomics = false;
+                for (int k = 0; k < tir_program_num_kernels(p); k++)
+                    atomics |= strcmp(tir_program_kernel_op(p, k), "scatter_add") == 0;
+                bool differs = dev_ok && memcmp(tir_tensor_data(h), tir_tensor_data(out[i]),
+                                                tir_tensor_nbytes(h)) != 0;
+                if (differs && atomics) {
+                    double e2 = tir_rel_error(h, out[i]);
+                    differs = isnan(e2) || e2 > tir_tolerance(tir_tensor_dtype(h), true);
+                }
+                if (differs) {
                     same = false;
                     snprintf(why, sizeof why, "device-resident run differs in out%d", i);
                 }
