@@ -5,11 +5,12 @@
 # machine: TIR_BUILD=gpubuild scripts/gpu-test.sh   (the device tool carries gpubuild/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+cmake -S . -B "${TIR_PACK_BUILD:-build}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "${TIR_PACK_BUILD:-build}" -j"$(nproc)"
 rm -rf gpubuild
 mkdir -p gpubuild
-for f in build/libtir.so build/tirc build/gpu_* build/host_* build/bench_* build/test_runtime; do
+b=${TIR_PACK_BUILD:-build}
+for f in $b/libtir.so $b/tirc $b/gpu_* $b/host_* $b/bench_*; do
   [ -f "$f" ] && [ -x "$f" ] || [ "${f##*.}" = so ] || continue
   [ -e "$f" ] || continue
   strip --strip-unneeded -o "gpubuild/$(basename "$f")" "$f"
