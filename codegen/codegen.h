@@ -26,7 +26,10 @@ typedef struct tir_kernel {
     char *ptx;            /* malloc'd PTX text of a module holding this one entry */
     int nparams;
     tir_kparam *params;   /* malloc'd, in the entry's parameter order */
-    const tir_dim *grid[3];  /* blocks per grid axis, evaluated at launch (clamped >= 1) */
+    const tir_dim *grid[3];  /* blocks per grid axis, evaluated at launch (clamped >= 1);
+                                tir_codegen_op's kernels loop grid- or block-stride, so any grid
+                                of at least one block is correct for them and clamping grid[0]
+                                to the device's limit is safe */
     int block[3];            /* threads per block */
     int shared_bytes;        /* dynamic shared memory */
     /* When the op needs no kernel (a reshape of a contiguous buffer), alias_of >= 0 names the
