@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "cg.h"
+#include "matmul_mma.h"
 
 /* archs this build emits for: LLVM 22's NVPTX knows them and CUDA 13's ptxas assembles our
  * kernels for them (it dropped sm_70/sm_72, and sm_101 became sm_110) */
@@ -44,6 +45,9 @@ tir_status tir_codegen_op(tir_context *ctx, const tir_op *op, int id,
         return tir_diag_set(d, TIR_ERR_UNSUPPORTED, m, op->loc,
                             "codegen: %s must be decomposed or inlined before codegen",
                             tir_ops[op->code].name);
+    /* 16-bit float matmuls go to the tensor cores (mma.sync, or wgmma on sm_90a) */
+    if (op->code == TIR_OP_MATMUL && tir_matmul_mma_ok(op, opts))
+        return tir_codegen_matmul_mma(ctx, op, id, opts, NULL, out, d);
     tir_status (*lower)(cg *, const char *) = NULL;
     if (fl & (TIR_F_UNARY | TIR_F_BINARY | TIR_F_ELEMWISE)) lower = cg_lower_elementwise;
     else if (fl & TIR_F_REDUCE) lower = cg_lower_reduce;
