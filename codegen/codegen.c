@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "cg.h"
+#include "fused.h"
 #include "matmul_mma.h"
 
 /* archs this build emits for: LLVM 22's NVPTX knows them and CUDA 13's ptxas assembles our
@@ -40,6 +41,7 @@ tir_status tir_codegen_op(tir_context *ctx, const tir_op *op, int id,
     int opt = opts ? opts->opt_level : 2;
     if (!tir_codegen_arch_ok(arch))
         return tir_diag_set(d, TIR_ERR_UNSUPPORTED, m, op->loc, "codegen: unsupported arch '%s'", arch);
+    if (op->code == TIR_OP_FUSED) return tir_codegen_fused(ctx, op, id, opts, out, d);
     unsigned fl = tir_ops[op->code].flags;
     if ((fl & TIR_F_COMPOSITE) || op->code == TIR_OP_CALL)
         return tir_diag_set(d, TIR_ERR_UNSUPPORTED, m, op->loc,

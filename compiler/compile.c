@@ -13,6 +13,9 @@
 
 #include "compile.h"
 #include "device.h"
+#ifdef TIR_WITH_LLVM
+#include "fused.h"
+#endif
 #include "pipeline.h"
 
 typedef struct step {
@@ -70,6 +73,7 @@ static bool env_on(const char *name) {
 static tir_status lower_op(tir_context *ctx, const tir_op *op, int id,
                           const tir_codegen_options *cg, tir_kernel *k, tir_diag *d) {
 #ifdef TIR_WITH_LLVM
+    if (op->code == TIR_OP_FUSED) return tir_codegen_fused(ctx, op, id, cg, k, d);
     return tir_codegen_op(ctx, op, id, cg, k, d);
 #else
     return err(d, TIR_ERR_UNSUPPORTED, "tir was built without LLVM (TIR_WITH_LLVM=OFF): no codegen");
@@ -157,29 +161,56 @@ static void dump_ptx(const tir_program *p) {
     }
 }
 
-static int *dup_ids(int n, tir_value *const *vals) {
+/* One step to be: an op of the function, or, when its fused region has no lowering of its own
+ * yet, a member of that region run as a kernel of its own. A member's values get program ids:
+ * the region's parameters are the fused op's operands, its yielded values the fused op's
+ * results, and its other values (intermediate buffers) ids from `base` on. */
+typedef struct planned {
+    const tir_op *op;
+    const tir_op *region_op; /* the fused op op is a member of, or NULL */
+    int base;
+} planned;
+
+static int value_id(const planned *e, const tir_value *v) {
+    const tir_op *rop = e->region_op;
+    if (!rop) return v->id;
+    const tir_func *R = tir_op_region(rop);
+    if (!v->def) return rop->in[v->index]->id;
+    for (int j = 0; j < R->nres; j++)
+        if (R->results[j] == v) return rop->out[j]->id;
+    return e->base + v->id;
+}
+
+static int *dup_ids(const planned *e, int n, tir_value *const *vals) {
     int *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
     if (ids)
-        for (int i = 0; i < n; i++) ids[i] = vals[i]->id;
+        for (int i = 0; i < n; i++) ids[i] = value_id(e, vals[i]);
     return ids;
 }
 
-/* the program's copy of the function: types, value ids, liveness */
-static tir_status build(tir_program *p, const tir_func *f, tir_diag *d) {
-    int nv = f->nvalues;
-    for (int i = 0; i < f->nparams; i++) nv = f->params[i]->id >= nv ? f->params[i]->id + 1 : nv;
-    for (int i = 0; i < f->nops; i++)
-        for (int j = 0; j < f->ops[i]->nout; j++)
-            if (f->ops[i]->out[j]->id >= nv) nv = f->ops[i]->out[j]->id + 1;
+static bool op_reduces(const tir_op *op) {
+    const tir_func *R = tir_op_region(op);
+    if (R) {
+        for (int i = 0; i < R->nops; i++)
+            if (op_reduces(R->ops[i])) return true;
+        return false;
+    }
+    return (tir_ops[op->code].flags & (TIR_F_REDUCE | TIR_F_LINALG)) != 0;
+}
+
+/* the program's copy of the function: types, value ids, liveness; nv values in all */
+static tir_status build(tir_program *p, const tir_func *f, const planned *ops, int nops, int nv,
+                        tir_diag *d) {
+    static const planned top = {NULL, NULL, 0};
     p->nvalues = nv;
     p->types = calloc((size_t)(nv ? nv : 1), sizeof *p->types);
     p->last_use = malloc((size_t)(nv ? nv : 1) * sizeof *p->last_use);
     p->nparams = f->nparams;
     p->nres = f->nres;
-    p->params = dup_ids(f->nparams, f->params);
-    p->res = dup_ids(f->nres, f->results);
+    p->params = dup_ids(&top, f->nparams, f->params);
+    p->res = dup_ids(&top, f->nres, f->results);
     p->param_names = calloc((size_t)(f->nparams ? f->nparams : 1), sizeof *p->param_names);
-    p->steps = calloc((size_t)(f->nops ? f->nops : 1), sizeof *p->steps);
+    p->steps = calloc((size_t)(nops ? nops : 1), sizeof *p->steps);
     if (!p->types || !p->last_use || !p->params || !p->res || !p->param_names || !p->steps)
         return oom(d);
     for (int v = 0; v < nv; v++) p->last_use[v] = -1;
@@ -193,26 +224,37 @@ static tir_status build(tir_program *p, const tir_func *f, tir_diag *d) {
         }
         if (!(p->param_names[i] = strdup(nm))) return oom(d);
     }
-    for (int i = 0; i < f->nops; i++) {
-        const tir_op *op = f->ops[i];
+    for (int i = 0; i < nops; i++) {
+        const tir_op *op = ops[i].op;
         step *st = &p->steps[i];
         st->code = op->code;
         st->nin = op->nin;
         st->nout = op->nout;
         st->k.alias_of = st->k.init_from = -1;
-        if (!(st->in = dup_ids(op->nin, op->in)) || !(st->out = dup_ids(op->nout, op->out)))
+        if (!(st->in = dup_ids(&ops[i], op->nin, op->in)) ||
+            !(st->out = dup_ids(&ops[i], op->nout, op->out)))
             return oom(d);
         p->nsteps = i + 1; /* from here on, tir_program_free releases this step */
-        for (int j = 0; j < op->nin; j++) p->last_use[op->in[j]->id] = i;
+        for (int j = 0; j < op->nin; j++) p->last_use[st->in[j]] = i;
         for (int j = 0; j < op->nout; j++) {
-            p->types[op->out[j]->id] = op->out[j]->type;
-            p->last_use[op->out[j]->id] = i; /* a value nobody reads dies where it is made */
+            p->types[st->out[j]] = op->out[j]->type;
+            p->last_use[st->out[j]] = i; /* a value nobody reads dies where it is made */
         }
-        unsigned fl = tir_ops[op->code].flags;
-        if (fl & (TIR_F_REDUCE | TIR_F_LINALG)) p->reduces = true;
+        if (op_reduces(op)) p->reduces = true;
     }
     for (int i = 0; i < f->nres; i++) p->last_use[f->results[i]->id] = INT_MAX;
     return TIR_OK;
+}
+
+/* A region whose members run one by one needs every yielded value made by a member, once. */
+static bool region_splits(const tir_op *fop) {
+    const tir_func *R = tir_op_region(fop);
+    for (int j = 0; j < R->nres; j++) {
+        if (!R->results[j]->def) return false;
+        for (int k = 0; k < j; k++)
+            if (R->results[k] == R->results[j]) return false;
+    }
+    return true;
 }
 
 /* a kernel's buffer params name operands or results that exist */
@@ -252,8 +294,7 @@ tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
     const char *arch = opts->arch ? opts->arch : "sm_90a";
     if (!tir_module_find(m, func)) return err(d, TIR_ERR_INVALID, "no function @%s", func);
     if (!arch_ok(arch)) return err(d, TIR_ERR_INVALID, "unknown GPU arch '%s'", arch);
-    /* Codegen lowers one core op per kernel so far: stop before "fuse" until fused regions have
-     * their own lowering. */
+    /* Fused regions are one kernel each; the rest of the ops one kernel (or alias) each. */
     tir_status s = tir_pipeline_run(m, TIR_COMPILE_LAST_STAGE, NULL, NULL, d);
     if (s != TIR_OK) return s;
     if (opts->verify && (s = tir_verify(m, d)) != TIR_OK) return s;
@@ -275,35 +316,76 @@ tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
         tir_program_free(p);
         return oom(d);
     }
-    if ((s = build(p, f, d)) != TIR_OK) {
-        tir_program_free(p);
-        return s;
-    }
+    /* the steps: every op, or the members of a region with no lowering of its own */
+    int nv = f->nvalues, nplan = 0, cap = f->nops + 1;
+    for (int i = 0; i < f->nparams; i++) nv = f->params[i]->id >= nv ? f->params[i]->id + 1 : nv;
+    for (int i = 0; i < f->nops; i++)
+        for (int j = 0; j < f->ops[i]->nout; j++)
+            if (f->ops[i]->out[j]->id >= nv) nv = f->ops[i]->out[j]->id + 1;
+    planned *plan = malloc((size_t)cap * sizeof *plan);
+    tir_kernel *ks = malloc((size_t)cap * sizeof *ks);
     tir_codegen_options cg = {arch, opts->opt_level};
-    for (int i = 0; i < f->nops; i++) {
+    if (!plan || !ks) s = oom(d);
+    for (int i = 0; i < f->nops && s == TIR_OK; i++) {
         const tir_op *op = f->ops[i];
-        step *st = &p->steps[i];
         if (op->code == TIR_OP_CALL || (tir_ops[op->code].flags & TIR_F_COMPOSITE)) {
             s = tir_diag_set(d, TIR_ERR_UNSUPPORTED, m, op->loc,
                              "%s reached codegen: the pipeline did not %s it", tir_ops[op->code].name,
                              op->code == TIR_OP_CALL ? "inline" : "decompose");
             break;
         }
+        const tir_func *R = tir_op_region(op);
+        int need = nplan + 1 + (R ? R->nops : 0);
+        if (need > cap) {
+            cap = 2 * need;
+            planned *np = realloc(plan, (size_t)cap * sizeof *plan);
+            if (np) plan = np;
+            tir_kernel *nk = realloc(ks, (size_t)cap * sizeof *ks);
+            if (nk) ks = nk;
+            if (!np || !nk) {
+                s = oom(d);
+                break;
+            }
+        }
         tir_kernel k;
         memset(&k, 0, sizeof k);
         k.alias_of = k.init_from = -1;
-        s = lower_op(m->ctx, op, i, &cg, &k, d);
-        st->k = k; /* released with the program whatever happened */
-        if (s != TIR_OK) {
-            if (d && d->line == 0 && op->loc.line > 0) { /* point at the op in the source */
-                char msg[sizeof d->msg];
-                snprintf(msg, sizeof msg, "%s", d->msg);
-                tir_diag_set(d, s, m, op->loc, "%s: %s", tir_ops[op->code].name, msg);
+        tir_diag d2;
+        s = lower_op(m->ctx, op, nplan, &cg, &k, R ? &d2 : d);
+        if (s == TIR_ERR_UNSUPPORTED && R && region_splits(op)) {
+            /* no fused lowering yet: its members run one by one through intermediate buffers */
+            release_kernel(&k);
+            s = TIR_OK;
+            for (int j = 0; j < R->nops && s == TIR_OK; j++) {
+                const tir_op *mop = R->ops[j];
+                memset(&k, 0, sizeof k);
+                k.alias_of = k.init_from = -1;
+                s = lower_op(m->ctx, mop, nplan, &cg, &k, d);
+                plan[nplan] = (planned){mop, op, nv};
+                ks[nplan++] = k;
+                if (s != TIR_OK) op = mop;
             }
-            break;
+            nv += R->nvalues;
+        } else {
+            if (s != TIR_OK && R && d) *d = d2;
+            plan[nplan] = (planned){op, NULL, 0};
+            ks[nplan++] = k;
         }
-        if ((s = check_kernel(st, d)) != TIR_OK) break;
+        if (s != TIR_OK && d && d->line == 0 && op->loc.line > 0) { /* point at the op in the source */
+            char msg[sizeof d->msg];
+            snprintf(msg, sizeof msg, "%s", d->msg);
+            tir_diag_set(d, s, m, op->loc, "%s: %s", tir_ops[op->code].name, msg);
+        }
     }
+    if (s == TIR_OK) s = build(p, f, plan, nplan, nv, d);
+    /* the kernels go to the steps (released with the program whatever happened) */
+    for (int i = 0; i < nplan; i++) {
+        if (i < p->nsteps) p->steps[i].k = ks[i];
+        else release_kernel(&ks[i]);
+    }
+    for (int i = 0; i < p->nsteps && s == TIR_OK; i++) s = check_kernel(&p->steps[i], d);
+    free(plan);
+    free(ks);
     if (s != TIR_OK) {
         tir_program_free(p);
         return s;

@@ -14,7 +14,7 @@ typedef struct tir_stage {
 } tir_stage;
 
 /* the last stage tir_compile runs before lowering */
-#define TIR_COMPILE_LAST_STAGE "cleanup"
+#define TIR_COMPILE_LAST_STAGE "fuse"
 
 int tir_pipeline_count(void);
 const tir_stage *tir_pipeline_stage(int i);

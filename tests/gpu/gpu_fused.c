@@ -1,0 +1,228 @@
+/* gpu_fused.c: the fused kernels (codegen/fused.c) on the GPU against the interpreter. Each
+ * LLM layer program (rmsnorm, layernorm, softmax, log_softmax, cross_entropy, SwiGLU) and a few
+ * programs whose regions hold index maps (transpose, slice, reshape, broadcast) runs at odd and
+ * large shapes (rows 1, 7, 1000, 16384; D 64, 1000, 4096, 4097), bf16 and f32, with constant
+ * sizes (the vector and row-in-registers paths) and symbolic ones (the streaming path), with
+ * outputs poisoned; results are compared by DESIGN §6's rule. One line per case, a table of
+ * kernel counts and `N passed, M failed` last. Links libtir only.
+ *
+ * usage: gpu_fused [--filter TEXT] [--quick]
+ * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "compile.h"
+#include "ir.h"
+
+static tir_context *ctx;
+static const char *filter;
+static bool quick;
+static int npass, nfail;
+static uint64_t rng = 0x243F6A8885A308D3ull;
+
+static double urand(void) { /* xorshift64*, uniform in [0, 1) */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* random non-zero values in [lo, hi]; integer tensors (targets) in [0, ihi) with some ignored */
+static void fill(tir_tensor *t, double lo, double hi, int64_t ihi) {
+    int64_t n = tir_tensor_numel(t);
+    bool isint = tir_dtype_is_int(tir_tensor_dtype(t));
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        if (isint) {
+            v = floor(urand() * (double)ihi);
+            if (urand() < 0.1) v = -100; /* cross_entropy's ignore_index */
+        } else {
+            v = lo + urand() * (hi - lo);
+            if (fabs(v) < 0.02 * (hi - lo)) v = 0.02 * (hi - lo);
+        }
+        tir_tensor_set(t, i, v);
+    }
+}
+
+/* ---------------------------------------------------------------- programs */
+
+typedef struct prog {
+    const char *name;
+    /* printf format: %1$s the dtype, %2$s the rows dim, %3$s the row-length dim */
+    const char *src;
+    bool reduces;
+} prog;
+
+static const prog progs[] = {
+    {"rmsnorm",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%w: %1$s[%3$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%o = rmsnorm(%%x, %%w, eps=1e-6)\n  return %%o\n}\n", true},
+    {"layernorm",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%w: %1$s[%3$s], %%b: %1$s[%3$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%o = layernorm(%%x, %%w, %%b, eps=1e-5)\n  return %%o\n}\n", true},
+    {"softmax",
+     "func @f(%%x: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%o = softmax(%%x, axis=-1)\n  return %%o\n}\n", true},
+    {"log_softmax",
+     "func @f(%%x: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%o = log_softmax(%%x, axis=-1)\n  return %%o\n}\n", true},
+    {"cross_entropy",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%t: i64[%2$s]) -> (%1$s[], %1$s[%2$s]) {\n"
+     "  %%l = cross_entropy(%%x, %%t, reduction=\"mean\")\n"
+     "  %%r = cross_entropy(%%x, %%t, reduction=\"none\")\n  return %%l, %%r\n}\n", true},
+    {"swiglu",
+     "func @f(%%a: %1$s[%2$s, %3$s], %%b: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%o = mul(silu(%%a), %%b)\n  return %%o\n}\n", false},
+    /* index maps inside regions: a transposed operand, a broadcast row, a sliced and a
+     * reshaped one, and a reduction whose rows are read through a transpose */
+    {"movement",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%y: %1$s[%3$s, %2$s], %%w: %1$s[%3$s]) -> (%1$s[%2$s, %3$s], %1$s[%2$s, %3$s]) {\n"
+     "  %%a = add(mul(%%x, transpose(%%y, perm=[1, 0])), %%w)\n"
+     "  %%r = reshape(reshape(%%x, shape=[%3$s, %2$s]), shape=[%2$s, %3$s])\n"
+     "  %%b = sub(tanh(%%r), broadcast(reshape(%%w, shape=[1, %3$s]), shape=[%2$s, %3$s]))\n"
+     "  return %%a, %%b\n}\n", false},
+    {"colsum",
+     "func @f(%%x: %1$s[%2$s, %3$s]) -> (%1$s[%3$s], %1$s[%2$s]) {\n"
+     "  %%c = sum(mul(%%x, %%x), axes=[0])\n"
+     "  %%m = max(transpose(%%x, perm=[1, 0]), axes=[0])\n  return %%c, %%m\n}\n", true},
+};
+#define NPROGS (int)(sizeof progs / sizeof *progs)
+
+/* ---------------------------------------------------------------- one case */
+
+static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(bool ok, const char *label, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s  %-52s ", ok ? "PASS" : "FAIL", label);
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+    if (ok) npass++;
+    else nfail++;
+}
+
+/* kernel counts per program (constant shapes), for the table at the end */
+static int nkernels[NPROGS];
+
+static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbolic) {
+    const prog *pr = &progs[pi];
+    char label[160];
+    snprintf(label, sizeof label, "%s %s %lldx%lld%s", pr->name, dt, (long long)rows, (long long)D,
+             symbolic ? " sym" : "");
+    if (filter && !strstr(label, filter)) return;
+    char rs[32], ds[32], src[2048];
+    snprintf(rs, sizeof rs, "%lld", (long long)rows);
+    snprintf(ds, sizeof ds, "%lld", (long long)D);
+    snprintf(src, sizeof src, pr->src, dt, symbolic ? "N" : rs, symbolic ? "D" : ds);
+    tir_diag d;
+    tir_module *mref = NULL, *mgpu = NULL;
+    tir_program *p = NULL;
+    tir_tensor *args[8] = {0}, *ref[4] = {0}, *out[4] = {0};
+    int nargs = 0, nres = 0;
+    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
+        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
+        report(false, label, "parse: %s (line %d)", d.msg, d.line);
+        goto out;
+    }
+    tir_options o;
+    tir_options_init(&o);
+    o.poison = true;
+    if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
+        report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
+        goto out;
+    }
+    if (!symbolic) nkernels[pi] = tir_program_num_kernels(p);
+    const tir_func *f = tir_module_find(mref, "f");
+    nargs = f->nparams;
+    nres = f->nres;
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", rows);
+    tir_bindings_set(&b, "D", D);
+    for (int i = 0; i < nargs; i++) {
+        int64_t dims[TIR_MAX_RANK];
+        const tir_type *t = &f->params[i]->type;
+        if (tir_type_eval(t, &b, dims) != TIR_OK) {
+            report(false, label, "cannot size parameter %d", i);
+            goto out;
+        }
+        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
+        fill(args[i], -2.0, 2.0, D);
+    }
+    if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
+        report(false, label, "interpreter: %s", d.msg);
+        goto out;
+    }
+    if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
+        report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
+        goto out;
+    }
+    double worst = 0, tol = 0;
+    bool ok = true;
+    for (int i = 0; i < nres; i++) {
+        double e = tir_rel_error(out[i], ref[i]);
+        double t = tir_tolerance(tir_tensor_dtype(ref[i]), pr->reduces);
+        if (isnan(e) || e > t) {
+            if (ok) worst = e, tol = t;
+            ok = false;
+        } else if (ok && e >= worst) {
+            worst = e;
+            tol = t;
+        }
+    }
+    report(ok, label, "%d kernels  rel err %.2e (tol %.0e)", tir_program_num_kernels(p), worst, tol);
+out:
+    for (int i = 0; i < nargs; i++) tir_tensor_free(args[i]);
+    for (int i = 0; i < nres; i++) {
+        tir_tensor_free(ref[i]);
+        tir_tensor_free(out[i]);
+    }
+    tir_program_free(p);
+    tir_module_free(mref);
+    tir_module_free(mgpu);
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
+        else if (strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (strcmp(argv[i], "--examples") == 0 && i + 1 < argc) i++; /* ctest passes it to every GPU test */
+    }
+    ctx = tir_context_create();
+    if (!ctx) return 1;
+    char desc[256];
+    tir_diag d;
+    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
+        printf("gpu_fused: no GPU: %s\n", d.msg);
+        tir_context_destroy(ctx);
+        return 77;
+    }
+    printf("gpu_fused on %s\n", desc);
+    static const int64_t rows[] = {1, 7, 1000};
+    static const int64_t Ds[] = {64, 1000, 4096, 4097};
+    static const char *const dts[] = {"bf16", "f32"};
+    for (int pi = 0; pi < NPROGS; pi++)
+        for (int t = 0; t < 2; t++) {
+            for (int r = 0; r < 3; r++)
+                for (int k = 0; k < 4; k++) {
+                    if (quick && (r != 1 || k == 2)) continue;
+                    run_case(pi, dts[t], rows[r], Ds[k], false);
+                }
+            /* one compiled program for every binding: the streaming path */
+            run_case(pi, dts[t], 7, 4097, true);
+            run_case(pi, dts[t], 1000, 64, true);
+            if (!quick) run_case(pi, dts[t], 16384, 64, false);
+        }
+    /* the anchor shapes' rows, at full size where the interpreter keeps up */
+    if (!quick) {
+        run_case(0, "bf16", 16384, 4096, false);
+        run_case(2, "bf16", 16384, 4096, false);
+        run_case(5, "bf16", 16384, 4097, false);
+    }
+    printf("\n%-16s %s\n", "program", "kernels (constant shapes)");
+    for (int pi = 0; pi < NPROGS; pi++) printf("%-16s %d\n", progs[pi].name, nkernels[pi]);
+    printf("%d passed, %d failed\n", npass, nfail);
+    tir_context_destroy(ctx);
+    return nfail ? 1 : 0;
+}

@@ -1,0 +1,287 @@
+/* test_fused_codegen.c: every fused region lowers to one kernel (codegen/fused.c) that LLVM
+ * verifies and NVIDIA's ptxas accepts for sm_90a, with no GPU: the regions of the examples and
+ * of decomposed rmsnorm, layernorm, softmax, log_softmax, cross_entropy and SwiGLU programs at
+ * symbolic and constant row lengths (which pick the streaming, vector and row-in-registers
+ * paths), plus regions holding index maps. Also: the rmsnorm program compiles to exactly one
+ * kernel, and a region codegen cannot lower still compiles, its members run one by one.
+ * ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step is skipped only
+ * when TIR_ALLOW_NO_PTXAS=1. */
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "compile.h"
+#include "fused.h"
+#include "passes.h"
+#include "pipeline.h"
+
+static char ptxas[4096];
+static bool have_ptxas;
+static char tmpdir[256];
+
+static bool find_ptxas(void) {
+    const char *path = getenv("PATH");
+    for (const char *p = path; p && *p;) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 0 && n < sizeof ptxas - 8) {
+            snprintf(ptxas, sizeof ptxas, "%.*s/ptxas", (int)n, p);
+            if (access(ptxas, X_OK) == 0) return true;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    snprintf(ptxas, sizeof ptxas, "/usr/local/cuda/bin/ptxas");
+    return access(ptxas, X_OK) == 0;
+}
+
+/* ptxas -arch=sm_90a on one kernel's PTX; its complaint in msg */
+static bool assemble(const tir_kernel *k, char *msg, size_t n) {
+    if (!have_ptxas) return true;
+    char path[512], cmd[5000];
+    snprintf(path, sizeof path, "%s/%s.ptx", tmpdir, k->name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(msg, n, "cannot write %s", path);
+        return false;
+    }
+    fputs(k->ptx, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s -arch=sm_90a -o /dev/null %s 2>&1", ptxas, path);
+    FILE *pp = popen(cmd, "r");
+    if (!pp) {
+        snprintf(msg, n, "cannot run ptxas");
+        return false;
+    }
+    size_t got = fread(msg, 1, n - 1, pp);
+    msg[got] = 0;
+    int rc = pclose(pp);
+    unlink(path);
+    return rc == 0;
+}
+
+static int nregions;
+
+/* Lowers every fused op of every function of src (after the pipeline) with tir_codegen_fused. */
+static void check_module(tir_context *ctx, const char *label, const char *src) {
+    tir_diag d;
+    tir_module *m = NULL;
+    ck_assert_msg(tir_module_parse(ctx, src, label, &m, &d) == TIR_OK, "%s: parse: %s", label, d.msg);
+    ck_assert_msg(tir_pipeline_run(m, TIR_COMPILE_LAST_STAGE, NULL, NULL, &d) == TIR_OK,
+                  "%s: pipeline: %s", label, d.msg);
+    tir_codegen_options o = {"sm_90a", 2};
+    for (int fi = 0; fi < m->nfuncs; fi++) {
+        const tir_func *f = m->funcs[fi];
+        for (int i = 0; i < f->nops; i++) {
+            const tir_op *op = f->ops[i];
+            if (op->code != TIR_OP_FUSED) continue;
+            tir_kernel k;
+            tir_status s = tir_codegen_fused(ctx, op, i, &o, &k, &d);
+            ck_assert_msg(s == TIR_OK, "%s @%s region %s: %s: %s", label, f->name,
+                          tir_attr_str(op, "kernel", "?"), tir_status_name(s), d.msg);
+            ck_assert(k.ptx && k.nparams >= op->nin + op->nout && k.block[0] >= 32);
+            char msg[2048];
+            ck_assert_msg(assemble(&k, msg, sizeof msg), "%s @%s %s: ptxas: %s", label, f->name,
+                          k.name, msg);
+            tir_kernel_release(&k);
+            nregions++;
+        }
+    }
+    tir_module_free(m);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static const char *srcdir(void) {
+    const char *s = getenv("TIR_SOURCE_DIR");
+    return s && *s ? s : ".";
+}
+
+START_TEST(examples) {
+    tir_context *ctx = tir_context_create();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/examples", srcdir());
+    DIR *dd = opendir(dir);
+    ck_assert_msg(dd != NULL, "no %s", dir);
+    struct dirent *e;
+    int nfiles = 0;
+    while ((e = readdir(dd))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".tir") != 0) continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *src = read_text(path);
+        ck_assert(src != NULL);
+        check_module(ctx, e->d_name, src);
+        free(src);
+        nfiles++;
+    }
+    closedir(dd);
+    ck_assert_int_gt(nfiles, 0);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* the layers: %1$s dtype, %2$s rows, %3$s row length */
+static const char *const layers =
+    "func @rms(%%x: %1$s[%2$s, %3$s], %%w: %1$s[%3$s]) -> %1$s[%2$s, %3$s] {\n"
+    "  %%o = rmsnorm(%%x, %%w, eps=1e-6)\n  return %%o\n}\n"
+    "func @ln(%%x: %1$s[%2$s, %3$s], %%w: %1$s[%3$s], %%b: %1$s[%3$s]) -> %1$s[%2$s, %3$s] {\n"
+    "  %%o = layernorm(%%x, %%w, %%b, eps=1e-5)\n  return %%o\n}\n"
+    "func @sm(%%x: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+    "  %%o = softmax(%%x, axis=-1)\n  return %%o\n}\n"
+    "func @lsm(%%x: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+    "  %%o = log_softmax(%%x, axis=-1)\n  return %%o\n}\n"
+    "func @ce(%%x: %1$s[%2$s, %3$s], %%t: i64[%2$s]) -> (%1$s[], %1$s[%2$s]) {\n"
+    "  %%l = cross_entropy(%%x, %%t, reduction=\"mean\")\n"
+    "  %%r = cross_entropy(%%x, %%t, reduction=\"none\")\n  return %%l, %%r\n}\n"
+    "func @swiglu(%%a: %1$s[%2$s, %3$s], %%b: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+    "  %%o = mul(silu(%%a), %%b)\n  return %%o\n}\n"
+    "func @mv(%%x: %1$s[%2$s, %3$s], %%y: %1$s[%3$s, %2$s], %%w: %1$s[%3$s]) -> (%1$s[%2$s, %3$s], %1$s[%2$s, %3$s]) {\n"
+    "  %%a = add(mul(%%x, transpose(%%y, perm=[1, 0])), %%w)\n"
+    "  %%r = reshape(reshape(%%x, shape=[%3$s, %2$s]), shape=[%2$s, %3$s])\n"
+    "  %%b = sub(tanh(%%r), broadcast(reshape(%%w, shape=[1, %3$s]), shape=[%2$s, %3$s]))\n"
+    "  return %%a, %%b\n}\n"
+    "func @sl(%%x: %1$s[%2$s, %3$s]) -> %1$s[%2$s, 2] {\n"
+    "  %%o = exp(slice(%%x, axis=1, start=1, end=5, step=2))\n  return %%o\n}\n"
+    "func @col(%%x: %1$s[%2$s, %3$s]) -> (%1$s[%3$s], %1$s[%2$s]) {\n"
+    "  %%c = sum(mul(%%x, %%x), axes=[0])\n"
+    "  %%m = max(transpose(%%x, perm=[1, 0]), axes=[0])\n  return %%c, %%m\n}\n";
+
+START_TEST(layer_programs) {
+    tir_context *ctx = tir_context_create();
+    static const char *const dts[] = {"bf16", "f32"};
+    static const char *const lens[] = {"D", "64", "1000", "4096", "4097", "32768", "8*D"};
+    for (int t = 0; t < 2; t++)
+        for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+            char src[8192], label[64];
+            snprintf(src, sizeof src, layers, dts[t], "N", lens[k]);
+            snprintf(label, sizeof label, "layers %s D=%s", dts[t], lens[k]);
+            check_module(ctx, label, src);
+        }
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* the rmsnorm program is one kernel, and reads x and w and writes y through it */
+START_TEST(rmsnorm_one_kernel) {
+    tir_context *ctx = tir_context_create();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/examples/rmsnorm.tir", srcdir());
+    char *src = read_text(path);
+    ck_assert(src != NULL);
+    static const char *const funcs[] = {"rmsnorm", "rmsnorm_op"};
+    for (int i = 0; i < 2; i++) {
+        tir_module *m = NULL;
+        tir_program *p = NULL;
+        tir_diag d;
+        ck_assert(tir_module_parse(ctx, src, "rmsnorm.tir", &m, &d) == TIR_OK);
+        ck_assert_msg(tir_compile(m, funcs[i], NULL, &p, &d) == TIR_OK, "%s", d.msg);
+        ck_assert_int_eq(tir_program_num_kernels(p), 1);
+        ck_assert_str_eq(tir_program_kernel_op(p, 0), "fused");
+        tir_kernel_info ki;
+        tir_program_kernel_info(p, 0, &ki);
+        ck_assert_int_eq(ki.k->nparams >= 3, 1);
+        tir_program_free(p);
+        tir_module_free(m);
+    }
+    free(src);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* constant rows of 4096 bf16: 16-byte loads and stores, x loaded once per element */
+START_TEST(rmsnorm_vectorised) {
+    tir_context *ctx = tir_context_create();
+    const char *src = "func @r(%x: bf16[N, 4096], %w: bf16[4096]) -> bf16[N, 4096] {\n"
+                      "  %o = rmsnorm(%x, %w, eps=1e-6)\n  return %o\n}\n";
+    tir_module *m = NULL;
+    tir_program *p = NULL;
+    tir_diag d;
+    ck_assert(tir_module_parse(ctx, src, "r", &m, &d) == TIR_OK);
+    ck_assert_msg(tir_compile(m, "r", NULL, &p, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_int_eq(tir_program_num_kernels(p), 1);
+    const char *ptx = tir_program_kernel_ptx(p, 0);
+    int lds = 0, sts = 0;
+    for (const char *q = ptx; (q = strstr(q, "ld.global.v4")); q++) lds++;
+    for (const char *q = ptx; (q = strstr(q, "st.global.v4")); q++) sts++;
+    /* 256 threads x 8 lanes cover 2048 of the 4096: two chunks of x, two of w, two stores */
+    ck_assert_int_eq(lds, 4);
+    ck_assert_int_eq(sts, 2);
+    ck_assert_ptr_null(strstr(ptx, "ld.global.u16"));
+    tir_program_free(p);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* a region with a member fused codegen does not lower (argmax) runs its members one by one */
+START_TEST(fallback) {
+    tir_context *ctx = tir_context_create();
+    const char *src = "func @g(%x: f32[N, D]) -> (i64[N], i64[N]) {\n"
+                      "  %u, %t = fused(%x) kernel=\"k\" schedule={kind=\"row\", warps=8} {\n"
+                      "    %t0 = argmax(%x, axes=[1])\n    %u0 = add(%t0, 1)\n    yield %u0, %t0\n  }\n"
+                      "  return %u, %t\n}\n";
+    tir_module *m = NULL;
+    tir_program *p = NULL;
+    tir_diag d;
+    ck_assert_msg(tir_module_parse(ctx, src, "fb", &m, &d) == TIR_OK, "%s", d.msg);
+    const tir_func *f = tir_module_find(m, "g");
+    tir_kernel k;
+    tir_codegen_options o = {"sm_90a", 2};
+    ck_assert_int_eq(tir_codegen_fused(ctx, f->ops[0], 0, &o, &k, &d), TIR_ERR_UNSUPPORTED);
+    ck_assert_msg(tir_compile(m, "g", NULL, &p, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_int_eq(tir_program_num_kernels(p), 3); /* argmax, the literal 1 (a full), add */
+    tir_program_free(p);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("fused_codegen");
+    TCase *tc = tcase_create("all");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, examples);
+    tcase_add_test(tc, layer_programs);
+    tcase_add_test(tc, rmsnorm_one_kernel);
+    tcase_add_test(tc, rmsnorm_vectorised);
+    tcase_add_test(tc, fallback);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    have_ptxas = find_ptxas();
+    if (!have_ptxas) {
+        const char *allow = getenv("TIR_ALLOW_NO_PTXAS");
+        if (!allow || strcmp(allow, "1") != 0) {
+            fprintf(stderr, "test_fused_codegen: no ptxas (set TIR_ALLOW_NO_PTXAS=1 to skip it)\n");
+            return 1;
+        }
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tir_fused_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int nf = srunner_ntests_failed(r);
+    srunner_free(r);
+    rmdir(tmpdir);
+    printf("%d fused regions lowered and assembled\n", nregions);
+    return nf ? 1 : 0;
+}
