@@ -111,6 +111,7 @@ typedef struct gen {
     bool callee_smooth[6];
     int ncallees;
     unsigned long *op_counts;   /* ops kept, per opcode (may be NULL) */
+    int max_ops;                /* of @main; helpers and losses are smaller */
 } gen;
 
 static const tir_loc NOLOC = {0, 0};
@@ -247,7 +248,8 @@ static tir_value *new_param(gen *g, tir_dtype dt, int rank, const tir_dim *const
         const char *s[8];
         if (tir_dim_symbols(dims[i], s, 8) != 1) continue;
         const tir_dim *x = tir_dim_sym(g->c, s[0]);
-        if (dims[i] == x || dims[i] == tir_dim_mul(g->c, K(g, 2), x) || dims[i] == tir_dim_add(g->c, x, K(g, 1)))
+        if (dims[i] == x || dims[i] == tir_dim_mul(g->c, K(g, 2), x) ||
+            dims[i] == tir_dim_add(g->c, x, K(g, 1)))
             add_sym(g, s[0]);
     }
     tir_value *v = tir_func_add_param(g->f, name, &t, NOLOC);
@@ -410,7 +412,8 @@ static bool fam_unary(gen *g) {
     if (op == TIR_OP_EXP && g->smooth && !(x = emit1(g, TIR_OP_TANH, 1, &x, 0, NULL))) return false;
     tir_attr_value a[1];
     int na = 0;
-    if (op == TIR_OP_GELU && rp(&g->r, 60)) a[na++] = tir_a_str("approximate", rp(&g->r, 50) ? "tanh" : "none");
+    if (op == TIR_OP_GELU && rp(&g->r, 60))
+        a[na++] = tir_a_str("approximate", rp(&g->r, 50) ? "tanh" : "none");
     return emit1(g, op, 1, &x, na, a) != NULL;
 }
 
@@ -473,7 +476,8 @@ static bool fam_cast(gen *g) {
     tir_value *x = pick(g, NULL, NULL);
     if (!x) return false;
     tir_dtype to = rand_dtype(g);
-    if (is_float(x) && !tir_dtype_is_float(to) && !exact_of(g, x)) to = rp(&g->r, 50) ? TIR_F32 : TIR_BF16;
+    if (is_float(x) && !tir_dtype_is_float(to) && !exact_of(g, x))
+        to = rp(&g->r, 50) ? TIR_F32 : TIR_BF16;
     tir_attr_value a = tir_a_dtype("dtype", to);
     return emit1(g, TIR_OP_CAST, 1, &x, 1, &a) != NULL;
 }
@@ -774,7 +778,10 @@ static bool fam_create(gen *g) {
     }
     tir_dtype dt = rp(&g->r, 40) ? TIR_F32 : rand_dtype(g);
     static const double vals[] = {0.5, -1.0, 2.0, 3.25, -0.125, 7.0, 1e-4, 1.0};
-    double v = g->smooth ? vals[rn(&g->r, 8)] : rp(&g->r, 3) ? NAN : rp(&g->r, 3) ? -INFINITY : vals[rn(&g->r, 8)];
+    double v = g->smooth      ? vals[rn(&g->r, 8)]
+               : rp(&g->r, 3) ? NAN
+               : rp(&g->r, 3) ? -INFINITY
+                              : vals[rn(&g->r, 8)];
     if (tir_dtype_is_int(dt) || dt == TIR_BOOL) v = dt == TIR_BOOL ? rn(&g->r, 2) : rn(&g->r, 7) - 2;
     if (dt == TIR_U8 && v < 0) v = -v;
     int n = some_shape(g, d, 0);
@@ -891,7 +898,8 @@ static bool fam_composite(gen *g) {
             const tir_dim *d[3];
             int rank = 2 + rn(&g->r, 2);
             rand_shape(g, rank, d, true);
-            d[rank - 1] = rp(&g->r, 70) ? K(g, 2 * (1 + rn(&g->r, 8))) : tir_dim_mul(g->c, K(g, 2), old_sym(g));
+            d[rank - 1] = rp(&g->r, 70) ? K(g, 2 * (1 + rn(&g->r, 8)))
+                                        : tir_dim_mul(g->c, K(g, 2), old_sym(g));
             if (!d[rank - 1]) return false;
             x = new_param(g, g->fdt, rank, d);
         }
@@ -930,11 +938,14 @@ static bool fam_composite(gen *g) {
 
 /* a rank-0 constant of dt with value v (a literal operand) */
 static tir_value *konst(gen *g, tir_dtype dt, double v) {
-    tir_attr_value a[3] = {tir_a_float("value", v), tir_a_shape(g->m, "shape", 0, NULL), tir_a_dtype("dtype", dt)};
+    tir_attr_value a[3] = {tir_a_float("value", v), tir_a_shape(g->m, "shape", 0, NULL),
+                           tir_a_dtype("dtype", dt)};
     return emit1(g, TIR_OP_FULL, 0, NULL, 3, a);
 }
 
-static tir_value *un(gen *g, tir_opcode op, tir_value *x) { return x ? emit1(g, op, 1, &x, 0, NULL) : NULL; }
+static tir_value *un(gen *g, tir_opcode op, tir_value *x) {
+    return x ? emit1(g, op, 1, &x, 0, NULL) : NULL;
+}
 
 static tir_value *bin(gen *g, tir_opcode op, tir_value *x, tir_value *y) {
     tir_value *in[2] = {x, y};
@@ -956,7 +967,9 @@ static bool fam_identity(gen *g) {
     int rank = x->type.rank;
     switch (rn(&g->r, 16)) {
     case 0: return num && bin(g, rp(&g->r, 50) ? TIR_OP_MUL : TIR_OP_DIV, x, konst(g, dt, 1)) != NULL;
-    case 1: return num && bin(g, rn(&g->r, 2) ? TIR_OP_ADD : TIR_OP_SUB, x, konst(g, dt, rp(&g->r, 20) ? -0.0 : 0)) != NULL;
+    case 1:
+        return num && bin(g, rn(&g->r, 2) ? TIR_OP_ADD : TIR_OP_SUB, x,
+                          konst(g, dt, rp(&g->r, 20) ? -0.0 : 0)) != NULL;
     case 2: /* x - x, x / x: 0 and 1 only where x is finite (and nonzero) */
         if (!num || (g->smooth && fl)) return false;
         return bin(g, rp(&g->r, 50) ? TIR_OP_SUB : TIR_OP_DIV, x, x) != NULL;
@@ -967,7 +980,8 @@ static bool fam_identity(gen *g) {
         return un(g, op, un(g, op, x)) != NULL;
     }
     case 4: { /* cast chains: through a narrower type is not an identity */
-        if (fl && !exact_of(g, x)) return cast_to(g, cast_to(g, x, rp(&g->r, 50) ? TIR_BF16 : TIR_F64), dt) != NULL;
+        if (fl && !exact_of(g, x))
+            return cast_to(g, cast_to(g, x, rp(&g->r, 50) ? TIR_BF16 : TIR_F64), dt) != NULL;
         tir_dtype mid = rand_dtype(g);
         return cast_to(g, cast_to(g, x, mid), rp(&g->r, 60) ? dt : rand_dtype(g)) != NULL;
     }
@@ -990,14 +1004,16 @@ static bool fam_identity(gen *g) {
         const tir_dim *flat = K(g, 1);
         for (int i = 0; i < rank && flat; i++) flat = tir_dim_mul(g->c, flat, x->type.dims[i]);
         if (!flat) return false;
-        tir_attr_value a = tir_a_shape(g->m, "shape", 1, &flat), b = tir_a_shape(g->m, "shape", rank, x->type.dims);
+        tir_attr_value a = tir_a_shape(g->m, "shape", 1, &flat);
+        tir_attr_value b = tir_a_shape(g->m, "shape", rank, x->type.dims);
         tir_value *t = emit1(g, TIR_OP_RESHAPE, 1, &x, 1, &a);
         return t && emit1(g, TIR_OP_RESHAPE, 1, &t, 1, &b) != NULL;
     }
     case 7: { /* one operand twice */
         if (!num) return bin(g, rp(&g->r, 50) ? TIR_OP_AND : TIR_OP_OR, x, x) != NULL;
         tir_opcode op = rp(&g->r, 50) ? TIR_OP_MAXIMUM : TIR_OP_MINIMUM;
-        if (rp(&g->r, 30) && exact_of(g, x)) op = rp(&g->r, 50) ? TIR_OP_EQ : TIR_OP_NE; /* false for NaN */
+        if (rp(&g->r, 30) && exact_of(g, x)) /* eq(x, x) is false for NaN */
+            op = rp(&g->r, 50) ? TIR_OP_EQ : TIR_OP_NE;
         if (rp(&g->r, 30)) {
             tir_value *c = pick(g, p_bool, NULL);
             tir_value *in[3] = {c, x, x};
@@ -1036,8 +1052,8 @@ static bool fam_identity(gen *g) {
                              : bin(g, TIR_OP_DIV, konst(g, dt, 0), x) != NULL;
     }
     case 12: { /* reductions over nothing or over a dim of 1 */
-        tir_opcode op = !num ? TIR_OP_SUM : fl && rp(&g->r, 30) ? TIR_OP_MEAN : rp(&g->r, 50) ? TIR_OP_SUM : TIR_OP_MAX;
         if (!num) return false;
+        tir_opcode op = fl && rp(&g->r, 30) ? TIR_OP_MEAN : rp(&g->r, 50) ? TIR_OP_SUM : TIR_OP_MAX;
         int64_t ax[TIR_MAX_RANK];
         int n = 0;
         for (int i = 0; i < rank; i++)
@@ -1052,12 +1068,13 @@ static bool fam_identity(gen *g) {
                              : un(g, TIR_OP_SQRT, bin(g, TIR_OP_MUL, x, x)) != NULL;
     }
     case 14: { /* a constant expression: the folder computes it */
-        static const tir_opcode ops[] = {TIR_OP_EXP, TIR_OP_NEG, TIR_OP_SQRT, TIR_OP_TANH, TIR_OP_RECIP, TIR_OP_GELU};
+        static const tir_opcode ops[] = {TIR_OP_EXP,  TIR_OP_NEG,   TIR_OP_SQRT,
+                                         TIR_OP_TANH, TIR_OP_RECIP, TIR_OP_GELU};
         tir_dtype cd = rp(&g->r, 60) ? g->fdt : rand_dtype(g);
         const tir_dim *d[TIR_MAX_RANK];
         int n = some_shape(g, d, 0);
-        tir_attr_value a[3] = {tir_a_float("value", rp(&g->r, 50) ? 2.5 : -0.75), tir_a_shape(g->m, "shape", n, d),
-                               tir_a_dtype("dtype", cd)};
+        tir_attr_value a[3] = {tir_a_float("value", rp(&g->r, 50) ? 2.5 : -0.75),
+                               tir_a_shape(g->m, "shape", n, d), tir_a_dtype("dtype", cd)};
         tir_value *c = emit1(g, TIR_OP_FULL, 0, NULL, 3, a);
         tir_value *e = tir_dtype_is_float(cd) ? un(g, ops[rn(&g->r, 6)], c) : un(g, TIR_OP_NEG, c);
         return e && bin(g, TIR_OP_ADD, e, konst(g, cd, 1.5)) != NULL;
@@ -1065,7 +1082,8 @@ static bool fam_identity(gen *g) {
     default: { /* x + x and 2 * x; x - (-y) */
         if (!num) return false;
         tir_value *y = partner(g, x);
-        return rp(&g->r, 50) ? bin(g, TIR_OP_ADD, x, x) != NULL : bin(g, TIR_OP_SUB, x, un(g, TIR_OP_NEG, y)) != NULL;
+        return rp(&g->r, 50) ? bin(g, TIR_OP_ADD, x, x) != NULL
+                             : bin(g, TIR_OP_SUB, x, un(g, TIR_OP_NEG, y)) != NULL;
     }
     }
 }
@@ -1111,13 +1129,15 @@ static bool indexes(const tir_func *f, const tir_value *v, int depth) {
         const tir_op *op = f->ops[k];
         for (int i = 0; i < op->nin; i++) {
             if (op->in[i] != v) continue;
-            if ((op->code == TIR_OP_TAKE || op->code == TIR_OP_SCATTER_ADD || op->code == TIR_OP_CROSS_ENTROPY) && i == 1)
+            if (i == 1 && (op->code == TIR_OP_TAKE || op->code == TIR_OP_SCATTER_ADD ||
+                           op->code == TIR_OP_CROSS_ENTROPY))
                 return true;
             if (tir_ops[op->code].flags & TIR_F_MOVEMENT || op->code == TIR_OP_CAST)
                 for (int j = 0; j < op->nout; j++)
                     if (indexes(f, op->out[j], depth + 1)) return true;
             if (op->callee) {
-                const tir_func *c = op->callee->grad_of && op->callee->nres == 0 ? op->callee->grad_of : op->callee;
+                const tir_func *c = op->callee;
+                if (c->grad_of && c->nres == 0) c = c->grad_of;
                 if (i < c->nparams && indexes(c, c->params[i], depth + 1)) return true;
             }
         }
@@ -1142,7 +1162,11 @@ static bool fam_call(gen *g) {
             if (attempt == 0 && rp(&g->r, 60) && !indexes(body, body->params[i], 0))
                 for (int k = g->npool - 1; k >= 0 && !in[i]; k--) {
                     tir_value *v = g->pool[(k + rn(&g->r, 2)) % g->npool];
-                    if (v->type.dtype == pt->dtype && v->type.rank == pt->rank) in[i] = v;
+                    /* the sizes the callee was generated for: its slices stay in range */
+                    bool same = v->type.dtype == pt->dtype && v->type.rank == pt->rank;
+                    for (int d = 0; same && d < pt->rank; d++)
+                        same = eval_dim(g->bind, v->type.dims[d]) == eval_dim(g->bind, pt->dims[d]);
+                    if (same) in[i] = v;
                 }
             if (!in[i]) in[i] = new_param(g, pt->dtype, pt->rank, pt->dims);
             if (!in[i]) return false;
@@ -1189,10 +1213,13 @@ static tir_func *gen_func(gen *g, const char *name, int kind) {
     int np = 1 + rn(&g->r, 3);
     for (int i = 0; i < np; i++) {
         int r = rn(&g->r, 100);
-        tir_dtype dt = r < 75 || kind == FN_LOSS ? g->fdt : r < 90 ? (rp(&g->r, 50) ? TIR_I32 : TIR_I64) : TIR_BOOL;
+        tir_dtype dt = r < 75 || kind == FN_LOSS ? g->fdt
+                       : r < 90                  ? (rp(&g->r, 50) ? TIR_I32 : TIR_I64)
+                                                 : TIR_BOOL;
         if (!rand_param(g, dt)) return NULL;
     }
-    int nops = kind == FN_MAIN ? 4 + rn(&g->r, 26) : kind == FN_LOSS ? 3 + rn(&g->r, 10) : 2 + rn(&g->r, 7);
+    int big = g->max_ops, nops = kind == FN_MAIN ? 4 + rn(&g->r, big - 4)
+                                 : kind == FN_LOSS ? 3 + rn(&g->r, big / 3) : 2 + rn(&g->r, big / 4);
     for (int done = 0, tries = 0; done < nops && tries < nops * 8; tries++)
         if (one_op(g)) done++;
     tir_value *res[3];
@@ -1204,7 +1231,8 @@ static tir_func *gen_func(gen *g, const char *name, int kind) {
             tir_attr_value a = tir_a_dtype("dtype", g->fdt);
             x = emit1(g, TIR_OP_CAST, 1, &x, 1, &a);
         }
-        if (x && x->type.rank > 0) x = emit1(g, rp(&g->r, 50) ? TIR_OP_SUM : TIR_OP_MEAN, 1, &x, 0, NULL);
+        if (x && x->type.rank > 0)
+            x = emit1(g, rp(&g->r, 50) ? TIR_OP_SUM : TIR_OP_MEAN, 1, &x, 0, NULL);
         if (!x) return NULL;
         res[nres++] = x;
     } else {
@@ -1229,8 +1257,8 @@ static tir_func *gen_func(gen *g, const char *name, int kind) {
 
 static bool is_grad_def(const tir_func *f) { return f->grad_of && f->nres == 0; }
 
-static tir_status generate(tir_context *ctx, uint64_t seed, uint64_t index, tir_module **out,
-                           tir_bindings *dims, unsigned long *counts, tir_diag *d) {
+static tir_status generate(tir_context *ctx, uint64_t seed, uint64_t index, int max_ops,
+                           tir_module **out, tir_bindings *dims, unsigned long *counts, tir_diag *d) {
     *out = NULL;
     memset(dims, 0, sizeof *dims);
     gen *g = calloc(1, sizeof *g);
@@ -1239,6 +1267,7 @@ static tir_status generate(tir_context *ctx, uint64_t seed, uint64_t index, tir_
     g->c = ctx;
     g->bind = dims;
     g->op_counts = counts;
+    g->max_ops = max_ops < 4 ? 4 : max_ops;
     tir_status st = TIR_OK;
     if (!(g->m = tir_module_new(ctx))) {
         st = tir_diag_set(d, TIR_ERR_OOM, NULL, NOLOC, "out of memory");
@@ -1268,7 +1297,8 @@ static tir_status generate(tir_context *ctx, uint64_t seed, uint64_t index, tir_
         const char *wrt[16];
         int nw = 0;
         for (int i = 0; i < loss->nparams && nw < 16; i++)
-            if (tir_dtype_is_float(loss->params[i]->type.dtype) && (rp(&g->r, 60) || (!nw && i == loss->nparams - 1)))
+            if (tir_dtype_is_float(loss->params[i]->type.dtype) &&
+                (rp(&g->r, 60) || (!nw && i == loss->nparams - 1)))
                 wrt[nw++] = loss->params[i]->name;
         if (nw) {
             tir_func *gd = tir_func_new_grad_def(g->m, "loss_grad", "loss", nw, wrt, NOLOC, &g->d);
@@ -1296,7 +1326,7 @@ tir_status tir_fuzz_generate(tir_context *ctx, uint64_t seed, uint64_t index, ti
                              tir_bindings *dims, tir_diag *d) {
     if (!ctx || !out || !dims)
         return tir_diag_set(d, TIR_ERR_INVALID, NULL, NOLOC, "tir_fuzz_generate: NULL argument");
-    return generate(ctx, seed, index, out, dims, NULL, d);
+    return generate(ctx, seed, index, 30, out, dims, NULL, d);
 }
 
 /* ================================================================ what a child reports */
@@ -1339,6 +1369,7 @@ typedef struct fz_opts {
     int timeout;
     int reduce_budget;  /* candidates per failure */
     int reduce_seconds; /* and seconds per failure */
+    int max_ops;        /* the generator's size: ops of @main at most */
     tir_bindings dims;  /* --dim: sizes for --check */
     uint64_t input_seed;
     bool have_input_seed;
@@ -1377,7 +1408,8 @@ static void dims_to_str(const tir_bindings *b, char *buf, size_t n) {
     size_t len = 0;
     buf[0] = 0;
     for (int i = 0; i < b->n && len < n; i++) {
-        int w = snprintf(buf + len, n - len, "%s%s=%lld", i ? " " : "", b->names[i], (long long)b->values[i]);
+        int w = snprintf(buf + len, n - len, "%s%s=%lld", i ? " " : "", b->names[i],
+                         (long long)b->values[i]);
         if (w < 0) break;
         len += (size_t)w;
     }
@@ -1439,7 +1471,8 @@ static int64_t index_bound(const tir_func *f, const tir_value *v, const tir_bind
                     for (int a = 0; a < op->nin; a++)
                         for (int j = 0; j < op->in[a]->type.rank && j < cf->params[a]->type.rank; j++) {
                             int64_t sz = eval_dim(b, op->in[a]->type.dims[j]);
-                            if (sz >= 0) (void)tir_dim_bind(cf->params[a]->type.dims[j], sz, &cb, e, sizeof e);
+                            if (sz >= 0)
+                                (void)tir_dim_bind(cf->params[a]->type.dims[j], sz, &cb, e, sizeof e);
                         }
                 bnd = index_bound(cf, (is_grad_def(cf) ? cf->grad_of : cf)->params[i], &cb, depth + 1);
                 break;
@@ -1498,12 +1531,14 @@ static bool make_inputs(const tir_func *f, const tir_bindings *b, uint64_t seed,
         if (tir_type_eval(t, b, dims) != TIR_OK) {
             char ts[128];
             tir_type_print(t, ts, sizeof ts);
-            snprintf(err, errn, "@%s: parameter %d: %s has no size under the program's dims", f->name, p, ts);
+            snprintf(err, errn, "@%s: parameter %d: %s has no size under the program's dims",
+                     f->name, p, ts);
             return false;
         }
         tir_tensor *x = r->args[p] = tir_tensor_new(t->dtype, t->rank, dims);
         if (!x) return snprintf(err, errn, "out of memory"), false;
         int64_t n = tir_tensor_numel(x), bound = -1;
+        bool nonzero = false;
         if (tir_dtype_is_int(t->dtype)) bound = index_bound(body, body->params[p], b, 0);
         for (int64_t i = 0; i < n; i++) {
             double v;
@@ -1517,15 +1552,19 @@ static bool make_inputs(const tir_func *f, const tir_bindings *b, uint64_t seed,
                 if (fabs(v) < 0.05) v = v < 0 ? -0.5 : 0.5;
             }
             tir_tensor_set(x, i, v);
+            nonzero |= v != 0;
         }
+        if (n && !nonzero && tir_dtype_is_float(t->dtype)) tir_tensor_set(x, 0, 0.5);
     }
     return true;
 }
 
 /* ================================================================ comparing results */
 
-/* NaN and infinity patterns must match exactly; the rest ‖out − ref‖/‖ref‖ <= tol (DESIGN §6) */
-static bool same_result(const tir_tensor *out, const tir_tensor *ref, double tol, char *msg, size_t n) {
+/* NaN and infinity patterns must match exactly, and with signed_zero the signs of zeros; the
+ * rest ‖out − ref‖/‖ref‖ <= tol (DESIGN §6) */
+static bool same_result(const tir_tensor *out, const tir_tensor *ref, double tol, bool signed_zero,
+                        char *msg, size_t n) {
     char a[128], b[128];
     if (tir_tensor_dtype(out) != tir_tensor_dtype(ref) || tir_tensor_rank(out) != tir_tensor_rank(ref)) {
         snprintf(msg, n, "got %s rank %d, expected %s rank %d", tir_dtype_name(tir_tensor_dtype(out)),
@@ -1545,13 +1584,15 @@ static bool same_result(const tir_tensor *out, const tir_tensor *ref, double tol
         if (isnan(x) != isnan(y) || ((isinf(x) || isinf(y)) && x != y)) {
             snprintf(a, sizeof a, "%.9g", x);
             snprintf(b, sizeof b, "%.9g", y);
-            snprintf(msg, n, "element %lld is %s, expected %s (NaN/inf pattern differs)", (long long)i, a, b);
+            snprintf(msg, n, "element %lld is %s, expected %s (NaN/inf pattern differs)",
+                     (long long)i, a, b);
             return false;
         }
         if (isnan(x) || isinf(x)) continue;
-        if (x == 0 && y == 0 && signbit(x) != signbit(y)) { /* -0 and +0 divide differently */
-            snprintf(msg, n, "element %lld is %s0, expected %s0 (the sign of zero differs)", (long long)i,
-                     signbit(x) ? "-" : "+", signbit(y) ? "-" : "+");
+        /* -0 and +0 divide differently */
+        if (signed_zero && x == 0 && y == 0 && signbit(x) != signbit(y)) {
+            snprintf(msg, n, "element %lld is %s0, expected %s0 (the sign of zero differs)",
+                     (long long)i, signbit(x) ? "-" : "+", signbit(y) ? "-" : "+");
             return false;
         }
         if (x != y && first < 0) first = i;
@@ -1562,7 +1603,8 @@ static bool same_result(const tir_tensor *out, const tir_tensor *ref, double tol
     if (first < 0 || (tol > 0 && err <= tol)) return true;
     snprintf(a, sizeof a, "%.9g", tir_tensor_get(out, first));
     snprintf(b, sizeof b, "%.9g", tir_tensor_get(ref, first));
-    snprintf(msg, n, "rel err %.3g > %.3g; element %lld is %s, expected %s", err, tol, (long long)first, a, b);
+    snprintf(msg, n, "rel err %.3g > %.3g; element %lld is %s, expected %s", err, tol,
+             (long long)first, a, b);
     return false;
 }
 
@@ -1582,7 +1624,8 @@ static void first_diff(const char *a, const char *b, char *msg, size_t n) {
         b++;
     }
     int ea = (int)strcspn(la, "\n"), eb = (int)strcspn(lb, "\n");
-    snprintf(msg, n, "line %d: '%.*s' became '%.*s'", line, ea > 200 ? 200 : ea, la, eb > 200 ? 200 : eb, lb);
+    snprintf(msg, n, "line %d: '%.*s' became '%.*s'", line, ea > 200 ? 200 : ea, la,
+             eb > 200 ? 200 : eb, lb);
 }
 
 /* ================================================================ the check of one module */
@@ -1669,7 +1712,7 @@ static bool compare_all(checker *C, fn_run *r, tir_tensor **res, tir_tensor **re
     for (int k = 0; k < r->nres; k++) {
         char msg[512];
         double tol = exact ? 0 : tolerance(tir_tensor_dtype(ref[k]), r->reduces);
-        if (!same_result(res[k], ref[k], tol, msg, sizeof msg))
+        if (!same_result(res[k], ref[k], tol, true, msg, sizeof msg))
             return fail(C->sh, cls, "@%s result %d %s: %s", r->name, k, when, msg);
     }
     return true;
@@ -1682,7 +1725,8 @@ static bool round_trip(checker *C, tir_module *m, const char *text, const char *
     tir_module *m2 = NULL;
     phase(C->sh, "parsing the module printed %s", when);
     if (tir_module_parse(C->ctx, text, "fuzz.tir", &m2, &d) != TIR_OK)
-        return fail(C->sh, C_ROUNDTRIP, "the module printed %s does not parse: %s", when, dmsg(&d, dm, sizeof dm));
+        return fail(C->sh, C_ROUNDTRIP, "the module printed %s does not parse: %s", when,
+                    dmsg(&d, dm, sizeof dm));
     phase(C->sh, "printing the re-parsed module %s", when);
     char *t2 = tir_module_print(m2);
     bool ok = t2 != NULL;
@@ -1729,7 +1773,8 @@ static bool check_gradients(checker *C, tir_module *m) {
         tir_status s = tir_gradcheck(sub, f->name, &go, &gr, &d);
         tir_module_free(sub);
         if (s != TIR_OK) {
-            fail(C->sh, C_GRADCHECK, "@%s: gradcheck could not run: %s", f->name, dmsg(&d, dm, sizeof dm));
+            fail(C->sh, C_GRADCHECK, "@%s: gradcheck could not run: %s", f->name,
+                 dmsg(&d, dm, sizeof dm));
             snprintf(C->sh->key, sizeof C->sh->key, "run");
             return false;
         }
@@ -1788,7 +1833,8 @@ static bool ptxas_batch(checker *C, kern *ks, int nk) {
     size_t cap = 4096 + (size_t)nk * 64;
     char *cmd = malloc(cap), log[128], path[128];
     bool ok = cmd != NULL;
-    size_t len = ok ? (size_t)snprintf(cmd, cap, "'%s' -arch=%s -o /dev/null", C->o->ptxas, C->o->arch) : 0;
+    size_t len = 0;
+    if (ok) len = (size_t)snprintf(cmd, cap, "'%s' -arch=%s -o /dev/null", C->o->ptxas, C->o->arch);
     /* ptxas assembles its inputs into one image: every kernel gets a name of its own */
     for (int i = 0; ok && i < nk; i++) {
         snprintf(path, sizeof path, "%s/k%d.ptx", dir, i);
@@ -1826,7 +1872,8 @@ static bool ptxas_batch(checker *C, kern *ks, int nk) {
             const char *k = strstr(buf, "/k");
             if (k) bad = atoi(k + 2);
             if (bad >= 0 && bad < nk)
-                ok = fail(C->sh, C_PTXAS, "@%s: kernel %s (%s): ptxas: %s", ks[bad].func, ks[bad].name, ks[bad].op, buf);
+                ok = fail(C->sh, C_PTXAS, "@%s: kernel %s (%s): ptxas: %s", ks[bad].func,
+                          ks[bad].name, ks[bad].op, buf);
             else
                 ok = fail(C->sh, C_PTXAS, "ptxas exit %d: %s", rc, buf);
         }
@@ -1854,7 +1901,8 @@ static bool check_codegen(checker *C, const char *text) {
         tir_module *mc = NULL;
         set_stage(C->sh, "codegen");
         if (tir_module_parse(C->ctx, text, "fuzz.tir", &mc, &d) != TIR_OK) {
-            ok = fail(C->sh, C_ROUNDTRIP, "the printed module does not parse: %s", dmsg(&d, dm, sizeof dm));
+            ok = fail(C->sh, C_ROUNDTRIP, "the printed module does not parse: %s",
+                      dmsg(&d, dm, sizeof dm));
             break;
         }
         tir_options co;
@@ -1865,12 +1913,14 @@ static bool check_codegen(checker *C, const char *text) {
         phase(C->sh, "compiling @%s", r->name);
         tir_status s = tir_compile(mc, r->name, &co, &p, &d);
         if (getenv("TIR_FUZZ_DEBUG"))
-            fprintf(stderr, "codegen @%s: %s, %d kernels\n", r->name, tir_status_name(s), p ? tir_program_num_kernels(p) : -1);
+            fprintf(stderr, "codegen @%s: %s, %d kernels\n", r->name, tir_status_name(s),
+                    p ? tir_program_num_kernels(p) : -1);
         if (s == TIR_ERR_UNSUPPORTED) {
             C->sh->unsupported++;
             snprintf(C->sh->unsupported_msg, sizeof C->sh->unsupported_msg, "%.200s", d.msg);
         } else if (s != TIR_OK) {
-            ok = fail(C->sh, C_CODEGEN, "@%s: tir_compile: %s: %s", r->name, tir_status_name(s), dmsg(&d, dm, sizeof dm));
+            ok = fail(C->sh, C_CODEGEN, "@%s: tir_compile: %s: %s", r->name, tir_status_name(s),
+                      dmsg(&d, dm, sizeof dm));
         }
         for (int k = 0; ok && p && k < tir_program_num_kernels(p); k++) {
             const char *ptx = tir_program_kernel_ptx(p, k), *name = tir_program_kernel_name(p, k);
@@ -1902,11 +1952,13 @@ static bool check_codegen(checker *C, const char *text) {
             tir_tensor **res = calloc((size_t)r->nres + 1, sizeof *res);
             if (!res) ok = fail(C->sh, C_GPU, "out of memory");
             else if ((s = tir_program_run(p, r->nargs, r->args, r->nres, res, &d)) != TIR_OK)
-                ok = fail(C->sh, C_GPU, "@%s: %s: %s", r->name, tir_status_name(s), dmsg(&d, dm, sizeof dm));
+                ok = fail(C->sh, C_GPU, "@%s: %s: %s", r->name, tir_status_name(s),
+                          dmsg(&d, dm, sizeof dm));
             for (int k = 0; ok && k < r->nres; k++) {
                 char msg[512];
-                double tol = tolerance(tir_tensor_dtype(r->ref[k]), r->reduces || tir_program_has_reduction(p));
-                if (!same_result(res[k], r->ref[k], tol, msg, sizeof msg))
+                bool reduces = r->reduces || tir_program_has_reduction(p);
+                double tol = tolerance(tir_tensor_dtype(r->ref[k]), reduces);
+                if (!same_result(res[k], r->ref[k], tol, false, msg, sizeof msg))
                     ok = fail(C->sh, C_GPU, "@%s result %d on the GPU: %s", r->name, k, msg);
             }
             if (res) free_results(res, r->nres);
@@ -1997,7 +2049,8 @@ static void check_module(tir_context *ctx, tir_module *m, const char *text, cons
             fn_run *r = &C.runs[k];
             const tir_func *f = tir_module_find(m, r->name);
             if (!f || is_grad_def(f) || (!r->ref && needs_grad_pass(m, f))) continue;
-            if (tir_func_num_params(m, r->name) != r->nargs || tir_func_num_results(m, r->name) != r->nres) {
+            if (tir_func_num_params(m, r->name) != r->nargs ||
+                tir_func_num_results(m, r->name) != r->nres) {
                 fail(sh, C_VERIFY, "@%s changed its signature %s", r->name, when);
                 goto out;
             }
@@ -2013,8 +2066,10 @@ static void check_module(tir_context *ctx, tir_module *m, const char *text, cons
             fn_run *of = r->of ? find_run(&C, r->of) : NULL;
             if (of && of->ref && of->nres >= 1 && r->nres >= 1) {
                 char msg[512];
-                if (!same_result(res[0], of->ref[0], tolerance(tir_tensor_dtype(of->ref[0]), true), msg, sizeof msg)) {
-                    fail(sh, C_MISMATCH, "@%s's value %s differs from @%s's: %s", r->name, when, r->of, msg);
+                double tol = tolerance(tir_tensor_dtype(of->ref[0]), true);
+                if (!same_result(res[0], of->ref[0], tol, false, msg, sizeof msg)) {
+                    fail(sh, C_MISMATCH, "@%s's value %s differs from @%s's: %s", r->name, when,
+                         r->of, msg);
                     goto out;
                 }
             }
@@ -2107,7 +2162,8 @@ static int list_edits(const tir_module *m, const tir_bindings *b, redit *out, in
             bool lit = op->code == TIR_OP_FULL && op->out[0]->type.rank == 0;
             if (!lit) PUSH(.kind = E_TO_PARAM, .fi = fi, .op = k);
             for (int j = 0; op->nout == 1 && j < op->nin; j++)
-                if (tir_type_equal(&op->in[j]->type, &op->out[0]->type)) PUSH(.kind = E_TO_OPERAND, .fi = fi, .op = k, .j = j);
+                if (tir_type_equal(&op->in[j]->type, &op->out[0]->type))
+                    PUSH(.kind = E_TO_OPERAND, .fi = fi, .op = k, .j = j);
         }
     }
     for (int fi = 0; fi < m->nfuncs; fi++) {
@@ -2119,7 +2175,8 @@ static int list_edits(const tir_module *m, const tir_bindings *b, redit *out, in
         if (unused) PUSH(.kind = E_DROP_PARAMS, .fi = fi, .j = -1);
         for (int p = 0; unused > 1 && p < f->nparams; p++)
             if (!param_used(f, f->params[p])) PUSH(.kind = E_DROP_PARAMS, .fi = fi, .j = p);
-        for (int w = 0; is_grad_def(f) && f->nwrt > 1 && w < f->nwrt; w++) PUSH(.kind = E_DROP_WRT, .fi = fi, .j = w);
+        for (int w = 0; is_grad_def(f) && f->nwrt > 1 && w < f->nwrt; w++)
+            PUSH(.kind = E_DROP_WRT, .fi = fi, .j = w);
     }
     const char *syms[32];
     int ns = 0;
@@ -2154,7 +2211,8 @@ static int list_edits(const tir_module *m, const tir_bindings *b, redit *out, in
 /* d with the edit's symbol fixed to its size, or the constant shrunk */
 static const tir_dim *map_dim(tir_context *c, const tir_dim *d, const redit *e) {
     int64_t v;
-    if (e->kind == E_SHRINK) return tir_dim_is_const(d, &v) && v == e->from ? tir_dim_const(c, e->to) : d;
+    if (e->kind == E_SHRINK)
+        return tir_dim_is_const(d, &v) && v == e->from ? tir_dim_const(c, e->to) : d;
     if (e->kind != E_SUBST_SYM) return d;
     char in[512], out[1024];
     tir_dim_print(d, in, sizeof in);
@@ -2162,8 +2220,9 @@ static const tir_dim *map_dim(tir_context *c, const tir_dim *d, const redit *e) 
     for (const char *p = in; *p && o < sizeof out - 32;) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_') {
             const char *q = p;
-            while ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_') q++;
-            if ((size_t)(q - p) == sl && memcmp(p, e->sym, sl) == 0) o += (size_t)snprintf(out + o, sizeof out - o, "%lld", (long long)e->to);
+            while (isalnum((unsigned char)*q) || *q == '_') q++;
+            if ((size_t)(q - p) == sl && memcmp(p, e->sym, sl) == 0)
+                o += (size_t)snprintf(out + o, sizeof out - o, "%lld", (long long)e->to);
             else {
                 memcpy(out + o, p, (size_t)(q - p));
                 o += (size_t)(q - p);
@@ -2234,7 +2293,8 @@ static tir_module *rebuild(const tir_module *m, const redit *e, tir_diag *dout) 
             for (int i = 0; i < f->nwrt && nw < 64; i++)
                 if (!dropped[of][f->wrt[i]] && !(e->kind == E_DROP_WRT && e->fi == fi && e->j == i))
                     wrt[nw++] = f->grad_of->params[f->wrt[i]]->name;
-            ok = (nw > 0 || why(&d, "@%s: no wrt left", f->name)) && (newf[fi] = tir_func_new_grad_def(nm, f->name, newf[of]->name, nw, wrt, f->loc, &d));
+            ok = (nw > 0 || why(&d, "@%s: no wrt left", f->name)) &&
+                 (newf[fi] = tir_func_new_grad_def(nm, f->name, newf[of]->name, nw, wrt, f->loc, &d));
             continue;
         }
         tir_func *g = newf[fi] = tir_func_new(nm, f->name, f->loc, &d);
@@ -2250,7 +2310,8 @@ static tir_module *rebuild(const tir_module *m, const redit *e, tir_diag *dout) 
         for (int p = 0; ok && p < f->nparams; p++) {
             if (dropped[fi][p]) continue;
             tir_type t = map_type(c, &f->params[p]->type, e);
-            ok = (vmap[f->params[p]->id] = tir_func_add_param(g, f->params[p]->name, &t, f->loc)) != NULL;
+            tir_value *np = tir_func_add_param(g, f->params[p]->name, &t, f->loc);
+            ok = (vmap[f->params[p]->id] = np) != NULL;
         }
         if (ok && e->kind == E_TO_PARAM && e->fi == fi) {
             const tir_op *op = f->ops[e->op];
@@ -2259,11 +2320,14 @@ static tir_module *rebuild(const tir_module *m, const redit *e, tir_diag *dout) 
                 for (int k = 0;; k++) {
                     snprintf(name, sizeof name, "r%d", k);
                     bool taken = false;
-                    for (int p = 0; p < f->nparams; p++) taken |= f->params[p]->name && strcmp(f->params[p]->name, name) == 0;
-                    for (int p = 0; p < g->nparams; p++) taken |= g->params[p]->name && strcmp(g->params[p]->name, name) == 0;
+                    for (int p = 0; p < f->nparams; p++)
+                        taken |= f->params[p]->name && strcmp(f->params[p]->name, name) == 0;
+                    for (int p = 0; p < g->nparams; p++)
+                        taken |= g->params[p]->name && strcmp(g->params[p]->name, name) == 0;
                     if (!taken) break;
                 }
-                ok = (vmap[op->out[j]->id] = tir_func_add_param(g, name, &op->out[j]->type, f->loc)) != NULL;
+                tir_value *np = tir_func_add_param(g, name, &op->out[j]->type, f->loc);
+                ok = (vmap[op->out[j]->id] = np) != NULL;
             }
         }
         for (int k = 0; ok && k < f->nops; k++) {
@@ -2283,7 +2347,8 @@ static tir_module *rebuild(const tir_module *m, const redit *e, tir_diag *dout) 
             }
             for (int i = 0; i < op->nin; i++) {
                 if (ci >= 0 && dropped[ci][i]) continue;
-                if (!(in[nin++] = vmap[op->in[i]->id])) ok = why(&d, "@%s: an operand was removed", f->name);
+                if (!(in[nin++] = vmap[op->in[i]->id]))
+                    ok = why(&d, "@%s: an operand was removed", f->name);
             }
             tir_attr_value at[32];
             const tir_dim *dims[32][TIR_MAX_RANK];
@@ -2294,11 +2359,13 @@ static tir_module *rebuild(const tir_module *m, const redit *e, tir_diag *dout) 
             for (int i = 0; i < op->nattrs; i++) {
                 at[i] = op->attrs[i];
                 if (at[i].kind == TIR_ATTR_SHAPE && at[i].u.shape.n <= TIR_MAX_RANK) {
-                    for (int j = 0; j < at[i].u.shape.n; j++) dims[i][j] = map_dim(c, at[i].u.shape.v[j], e);
+                    for (int j = 0; j < at[i].u.shape.n; j++)
+                        dims[i][j] = map_dim(c, at[i].u.shape.v[j], e);
                     at[i].u.shape.v = dims[i];
                 }
             }
-            tir_op *no = tir_func_append_op(g, op->code, nin, in, op->nattrs, at, ci >= 0 ? newf[ci] : NULL, op->loc, &d);
+            tir_op *no = tir_func_append_op(g, op->code, nin, in, op->nattrs, at,
+                                            ci >= 0 ? newf[ci] : NULL, op->loc, &d);
             if (!no || no->nout != op->nout) {
                 ok = false;
                 break;
@@ -2313,7 +2380,8 @@ static tir_module *rebuild(const tir_module *m, const redit *e, tir_diag *dout) 
         int nres = 0;
         for (int i = 0; ok && i < f->nres && nres < 64; i++) {
             if (e->kind == E_DROP_RESULT && e->fi == fi && e->j == i) continue;
-            if (!(res[nres] = vmap[f->results[i]->id])) ok = why(&d, "@%s: a result was removed", f->name);
+            if (!(res[nres] = vmap[f->results[i]->id]))
+                ok = why(&d, "@%s: a result was removed", f->name);
             else {
                 rt[nres] = res[nres]->type;
                 nres++;
@@ -2402,7 +2470,7 @@ static void job_body(const job *j, const fz_opts *o, fz_shared *sh) {
     if (j->kind == J_GEN) {
         set_stage(sh, "generate");
         phase(sh, "generating program %llu", (unsigned long long)j->index);
-        if (generate(ctx, o->seed, j->index, &m, &b, sh->op_counts, &d) != TIR_OK) {
+        if (generate(ctx, o->seed, j->index, o->max_ops, &m, &b, sh->op_counts, &d) != TIR_OK) {
             fail(sh, C_GENERATE, "%s", d.msg);
             goto out;
         }
@@ -2435,7 +2503,8 @@ static void job_body(const job *j, const fz_opts *o, fz_shared *sh) {
         tir_module *m2 = rebuild(m, &edits[j->edit], &d);
         if (!m2) {
             sh->cls = C_INVALID;
-            snprintf(sh->msg, sizeof sh->msg, "edit %d (kind %d): %s", j->edit, edits[j->edit].kind, d.msg);
+            snprintf(sh->msg, sizeof sh->msg, "edit %d (kind %d): %s", j->edit,
+                     edits[j->edit].kind, d.msg);
             goto out;
         }
         tir_module_free(m);
@@ -2503,6 +2572,7 @@ static void run_job(const job *j, const fz_opts *o, fz_shared *sh) {
         alarm((unsigned)o->timeout);
         job_body(j, o, sh);
         fflush(stdout);
+        phase(sh, "exiting after the check (LeakSanitizer runs now: a leak?)");
         exit(0); /* not _exit: LeakSanitizer checks the child at exit */
     }
     int status = 0;
@@ -2537,13 +2607,16 @@ static char *reduce(const fz_opts *o, fz_shared *sh, const char *text, const cha
     for (bool progress = true; cur && progress && budget > 0;) {
         progress = false;
         for (int e = 0; budget > 0 && time(NULL) - t0 < o->reduce_seconds; budget--, (*tried)++) {
-            job j = {.kind = J_CAND, .text = cur, .dims = dims, .iseed = iseed, .edit = e, .quiet = true};
+            job j = {.kind = J_CAND, .text = cur, .dims = dims, .iseed = iseed, .edit = e,
+                     .quiet = true};
             run_job(&j, o, sh);
             if (sh->cls == C_NO_EDIT) break;
             if (getenv("TIR_FUZZ_DEBUG"))
-                fprintf(stderr, "reduce: edit %d/%d: %s at %s [%s]%s: %.200s\n", e, sh->nedits, class_names[sh->cls],
-                        sh->stage, sh->key, smaller(sh->measure, sh->cur_measure) ? " smaller" : "", sh->msg);
-            if (sh->text_len && same_failure(sh, cls, stage, key) && smaller(sh->measure, sh->cur_measure)) {
+                fprintf(stderr, "reduce: edit %d/%d: %s at %s [%s]%s: %.200s\n", e, sh->nedits,
+                        class_names[sh->cls], sh->stage, sh->key,
+                        smaller(sh->measure, sh->cur_measure) ? " smaller" : "", sh->msg);
+            if (sh->text_len && same_failure(sh, cls, stage, key) &&
+                smaller(sh->measure, sh->cur_measure)) {
                 char *next = strdup(sh->text);
                 if (next) {
                     free(cur);
@@ -2587,7 +2660,7 @@ static void write_program(FILE *out, const char *title, int cls, const char *sta
         for (const char *p = strstr(text, "["); p && *p && !used; p++) {
             if (strncmp(p, tok, nl) != 0) continue;
             char before = p > text ? p[-1] : ' ', after = p[nl];
-            used = !(isalnum((unsigned char)before) || before == '_' || before == '%' || before == '@' || before == '.') &&
+            used = !(isalnum((unsigned char)before) || strchr("_%@.", before)) &&
                    !(isalnum((unsigned char)after) || after == '_' || after == '.');
         }
         if (used) fprintf(out, " %s", tok);
@@ -2624,7 +2697,8 @@ static void keep_file(const fz_opts *o, const char *name, const char *title, int
 /* reports (and reduces) the failure now in sh; text/dims are the failing program */
 static void report(const fz_opts *o, fz_shared *sh, const char *what, const char *tag, uint64_t iseed) {
     int cls = sh->cls;
-    char stage[64], key[32], *msg = strdup(sh->msg), *text = strndup(sh->text, sh->text_len), *dims = strdup(sh->dims);
+    char stage[64], key[32], *msg = strdup(sh->msg), *dims = strdup(sh->dims);
+    char *text = strndup(sh->text, sh->text_len);
     snprintf(stage, sizeof stage, "%s", sh->stage);
     snprintf(key, sizeof key, "%s", sh->key);
     if (!msg || !text || !dims) goto out;
@@ -2692,6 +2766,7 @@ static const char *const usage =
     "  --seed S         seed of the run (default 1)\n"
     "  --count N        programs to generate (default 100)\n"
     "  --only I         just program I of the seed (to replay a failure)\n"
+    "  --ops N          programs of up to N ops in @main (default 30; part of a program's identity)\n"
     "  --gpu            also run every function on the GPU and compare\n"
     "  --keep DIR       write every failing program (original and reduced) to DIR\n"
     "  --verbose        one line per program, and op coverage at the end\n"
@@ -2781,7 +2856,8 @@ static int check_file(const fz_opts *o, fz_shared *sh) {
     /* --dim entries override the header's */
     for (int i = 0; i < o->dims.n; i++) {
         size_t len = strlen(dims);
-        snprintf(dims + len, sizeof dims - len, " %s=%lld", o->dims.names[i], (long long)o->dims.values[i]);
+        snprintf(dims + len, sizeof dims - len, " %s=%lld", o->dims.names[i],
+                 (long long)o->dims.values[i]);
     }
     job j = {.kind = J_TEXT, .text = text, .dims = dims, .iseed = iseed};
     run_job(&j, o, sh);
@@ -2811,6 +2887,7 @@ int tir_cmd_fuzz(int argc, char **argv) {
     o.timeout = 120;
     o.reduce_budget = 1500;
     o.reduce_seconds = 120;
+    o.max_ops = 30;
     o.arch = "sm_90a";
     char *dimbuf[64];
     int ndimbuf = 0;
@@ -2841,6 +2918,11 @@ int tir_cmd_fuzz(int argc, char **argv) {
             NEED_VALUE();
             if (!parse_u64(v, &x) || x > 1000000) return usage_error("bad --budget '%s'", v);
             o.reduce_budget = (int)x;
+        } else if (strcmp(a, "--ops") == 0) {
+            NEED_VALUE();
+            if (!parse_u64(v, &x) || x < 4 || x > 2000)
+                return usage_error("bad --ops '%s' (4 to 2000)", v);
+            o.max_ops = (int)x;
         } else if (strcmp(a, "--reduce-time") == 0) {
             NEED_VALUE();
             if (!parse_u64(v, &x) || x > 1000000) return usage_error("bad --reduce-time '%s'", v);
@@ -2886,6 +2968,12 @@ int tir_cmd_fuzz(int argc, char **argv) {
         }
 #undef NEED_VALUE
     }
+#ifndef TIR_WITH_LLVM
+    if (o.gpu) {
+        for (int k = 0; k < ndimbuf; k++) free(dimbuf[k]);
+        return usage_error("--gpu needs codegen: this tir was built without LLVM%s", "");
+    }
+#endif
     if (o.gpu) o.codegen = true;
     char pbuf[1024];
     const char *px = o.codegen ? find_ptxas(pbuf, sizeof pbuf) : NULL;
@@ -2935,17 +3023,25 @@ int tir_cmd_fuzz(int argc, char **argv) {
         run_job(&j, &o, sh);
         if (sh->cls == C_PASS) {
             passed++;
-            if (o.verbose) printf("ok   program %llu (%zu bytes)\n", (unsigned long long)index, sh->text_len);
+            if (o.verbose)
+                printf("ok   program %llu (%zu bytes)\n", (unsigned long long)index, sh->text_len);
             continue;
         }
         failed++;
         cls_count[sh->cls]++;
         char what[128], tag[96];
-        snprintf(what, sizeof what, "seed %llu program %llu (replay: tirc fuzz --seed %llu --only %llu)",
+        char ops[32] = "";
+        if (o.max_ops != 30) snprintf(ops, sizeof ops, " --ops %d", o.max_ops);
+        snprintf(what, sizeof what, "seed %llu program %llu (replay: tirc fuzz --seed %llu --only %llu%s)",
                  (unsigned long long)o.seed, (unsigned long long)index, (unsigned long long)o.seed,
+                 (unsigned long long)index, ops);
+        snprintf(tag, sizeof tag, "fuzz-s%llu-p%llu", (unsigned long long)o.seed,
                  (unsigned long long)index);
-        snprintf(tag, sizeof tag, "fuzz-s%llu-p%llu", (unsigned long long)o.seed, (unsigned long long)index);
+        long kernels = sh->kernels, checked = sh->ptx_checked, unsup = sh->unsupported;
         report(&o, sh, what, tag, iseed);
+        sh->kernels = kernels; /* the statistics are of the generated programs only */
+        sh->ptx_checked = checked;
+        sh->unsupported = unsup;
     }
     if (o.verbose) {
         printf("op coverage (ops kept by the generator):");
@@ -2954,10 +3050,9 @@ int tir_cmd_fuzz(int argc, char **argv) {
             printf("%s%s %lu", k++ % 8 ? ", " : "\n  ", tir_ops[op].name, sh->op_counts[op]);
         printf("\n");
         if (o.codegen)
-            printf("codegen: %ld kernels, %ld checked by ptxas%s, %ld functions unsupported%s%s\n",
-                   sh->kernels, sh->ptx_checked, o.ptxas[0] ? "" : " (no ptxas)", sh->unsupported,
-                   sh->unsupported ? " (last: " : "", sh->unsupported ? sh->unsupported_msg : "");
-        if (sh->unsupported) printf(")\n");
+            printf("codegen: %ld kernels, %ld new ones checked by ptxas%s, %ld functions unsupported\n",
+                   sh->kernels, sh->ptx_checked, o.ptxas[0] ? "" : " (no ptxas)", sh->unsupported);
+        if (o.codegen && sh->unsupported) printf("  the last unsupported: %s\n", sh->unsupported_msg);
         printf("%ld s\n", (long)(time(NULL) - t0));
     }
     if (failed) {
