@@ -515,65 +515,45 @@ typedef struct argshape {
     int64_t dims[TIR_MAX_RANK];
 } argshape;
 
-static int unbound_count(const tir_dim *dim, const tir_bindings *b) {
-    const char *syms[16];
-    int n = tir_dim_symbols(dim, syms, 16), k = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t v;
-        if (!tir_bindings_get(b, syms[i], &v)) k++;
-    }
-    return k;
-}
-
-/* Binds the symbols from the arguments' shapes. Dims with one unknown symbol bind first, so
- * [B*T] after [B] and [T] in any order still works. */
+/* Binds the symbols from the arguments' shapes, to a fixed point (tir_bind_params, shared with
+ * the interpreter), so the order of the parameters never matters. */
 static tir_status bind_args(const tir_program *p, int nargs, const argshape *a, tir_bindings *b,
                             tir_diag *d) {
     if (nargs != p->nparams)
         return err(d, TIR_ERR_INVALID, "@%s takes %d arguments, got %d", p->func, p->nparams, nargs);
     *b = p->fixed;
-    bool done[TIR_MAX_RANK * 64] = {0};
-    bool *pend = p->nparams * TIR_MAX_RANK <= (int)(sizeof done) ? done : NULL;
-    if (!pend) pend = calloc((size_t)p->nparams * TIR_MAX_RANK, 1);
-    if (!pend) return oom(d);
-    tir_status s = TIR_OK;
-    for (int i = 0; i < p->nparams && s == TIR_OK; i++) {
+    for (int i = 0; i < p->nparams; i++) {
         const tir_type *t = &p->types[p->params[i]];
         if (a[i].dtype != t->dtype || a[i].rank != t->rank) {
             char want[128];
             tir_type_print(t, want, sizeof want);
-            s = err(d, TIR_ERR_INVALID, "argument %d (%%%s) should be %s, got %s with rank %d", i,
-                    p->param_names[i], want, tir_dtype_name(a[i].dtype), a[i].rank);
+            return err(d, TIR_ERR_INVALID, "argument %d (%%%s) should be %s, got %s with rank %d",
+                       i, p->param_names[i], want, tir_dtype_name(a[i].dtype), a[i].rank);
         }
     }
-    for (bool progress = true; s == TIR_OK && progress;) {
-        progress = false;
-        for (int i = 0; i < p->nparams && s == TIR_OK; i++) {
-            const tir_type *t = &p->types[p->params[i]];
-            for (int j = 0; j < t->rank && s == TIR_OK; j++) {
-                if (pend[i * TIR_MAX_RANK + j] || unbound_count(t->dims[j], b) > 1) continue;
-                char e[256] = "";
-                if (tir_dim_bind(t->dims[j], a[i].dims[j], b, e, sizeof e) != TIR_OK)
-                    s = err(d, TIR_ERR_INVALID, "argument %d (%%%s), dim %d: %s", i,
-                            p->param_names[i], j, e[0] ? e : "size does not fit");
-                pend[i * TIR_MAX_RANK + j] = true;
-                progress = true;
-            }
-        }
+    size_t n = (size_t)(p->nparams > 0 ? p->nparams : 1);
+    const tir_type **types = malloc(n * sizeof *types);
+    const int64_t **sizes = malloc(n * sizeof *sizes);
+    if (!types || !sizes) {
+        free(types);
+        free(sizes);
+        return oom(d);
     }
-    for (int i = 0; i < p->nparams && s == TIR_OK; i++) {
-        const tir_type *t = &p->types[p->params[i]];
-        for (int j = 0; j < t->rank && s == TIR_OK; j++)
-            if (!pend[i * TIR_MAX_RANK + j]) {
-                char dim[128];
-                tir_dim_print(t->dims[j], dim, sizeof dim);
-                s = err(d, TIR_ERR_INVALID,
-                        "argument %d (%%%s), dim %d: cannot bind the symbols of %s from size %lld",
-                        i, p->param_names[i], j, dim, (long long)a[i].dims[j]);
-            }
+    for (int i = 0; i < p->nparams; i++) {
+        types[i] = &p->types[p->params[i]];
+        sizes[i] = a[i].dims;
     }
-    if (pend != done) free(pend);
-    return s;
+    char e[256] = "";
+    int bi = -1, bj = -1;
+    tir_status s = tir_bind_params(p->nparams, (const tir_type *const *)types,
+                                   (const int64_t *const *)sizes, b, &bi, &bj, e, sizeof e);
+    free(types);
+    free(sizes);
+    if (s == TIR_ERR_OOM) return oom(d);
+    if (s != TIR_OK)
+        return err(d, TIR_ERR_INVALID, "argument %d (%%%s), dim %d: %s", bi,
+                   bi >= 0 ? p->param_names[bi] : "?", bj, e[0] ? e : "size does not fit");
+    return TIR_OK;
 }
 
 static void release_value(run *r, int v) {

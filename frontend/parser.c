@@ -283,6 +283,11 @@ static const tir_dim *dim_term(parser *p, int depth) {
                 return NULL;
             }
             l = tir_dim_div(p->ctx, l, r);
+        } else if (tir_dim_mul_too_large(l, r)) {
+            perr(p, TIR_ERR_PARSE, op->loc,
+                 "dim expression too large: a product of sums with more than %d terms",
+                 (int)TIR_DIM_MAX_TERMS);
+            return NULL;
         } else {
             l = tir_dim_mul(p->ctx, l, r);
         }
@@ -755,9 +760,11 @@ static tir_op *build_frame(parser *p, frame *fr) {
         first = 1;
     }
     int nin = fr->na - first;
-    operand *a = fr->a + first;
-    tir_value **in = malloc((size_t)(nin ? nin : 1) * sizeof *in);
-    tir_dtype *dts = malloc((size_t)(nin ? nin : 1) * sizeof *dts);
+    /* fr->a is NULL for ops without operands (iota, full): no pointer arithmetic on it */
+    operand *a = nin > 0 ? fr->a + first : NULL;
+    size_t nalloc = nin > 0 ? (size_t)nin : 1;
+    tir_value **in = malloc(nalloc * sizeof *in);
+    tir_dtype *dts = malloc(nalloc * sizeof *dts);
     if (!in || !dts) {
         free(in);
         free(dts);

@@ -14,6 +14,7 @@
  * becomes a quotient atom, whose num is therefore already reduced: re-dividing it gives the
  * same atom, which is what makes print -> parse return the same pointer. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "ir.h"
 
@@ -333,8 +334,16 @@ static bool fac_mul(const fac *a, int na, const fac *b, int nb, fac *out, int *n
     return true;
 }
 
+/* A product of sums expands to na*nb terms, and a chain of them grows geometrically (6 dims of
+ * 40 terms: 40^6), so a product of two sums that would expand past TIR_DIM_MAX_TERMS fails
+ * instead. Scaling by a monomial is linear and always allowed. */
+bool tir_dim_mul_too_large(const tir_dim *a, const tir_dim *b) {
+    if (!a || !b || a->nt <= 1 || b->nt <= 1) return false;
+    return (int64_t)a->nt * b->nt > TIR_DIM_MAX_TERMS;
+}
+
 const tir_dim *tir_dim_mul(tir_context *c, const tir_dim *a, const tir_dim *b) {
-    if (!c || !a || !b) return NULL;
+    if (!c || !a || !b || tir_dim_mul_too_large(a, b)) return NULL;
     spoly p = {0};
     for (int i = 0; i < a->nt && !p.bad; i++)
         for (int j = 0; j < b->nt && !p.bad; j++) {
@@ -634,6 +643,10 @@ static const tir_dim *p_term(parser *p, int depth) {
             p->err = "division by zero in dim";
             return NULL;
         }
+        if (op == '*' && tir_dim_mul_too_large(x, y)) {
+            p->err = "dim expression too large";
+            return NULL;
+        }
         x = check(p, op == '*' ? tir_dim_mul(p->c, x, y) : tir_dim_div(p->c, x, y),
                   "dim arithmetic overflows int64");
     }
@@ -838,4 +851,77 @@ tir_status tir_dim_bind(const tir_dim *d, int64_t size, tir_bindings *b, char *e
         return TIR_ERR_INVALID;
     }
     return TIR_OK;
+}
+
+static int unbound_symbols(const tir_dim *d, const tir_bindings *b) {
+    const char *names[64];
+    int n = tir_dim_symbols(d, names, 64), nu = 0;
+    for (int i = 0; i < n; i++)
+        if (!tir_bindings_get(b, names[i], NULL)) nu++;
+    return nu;
+}
+
+/* docs/tir.md §8: binds to a fixed point. Each pass binds every dim that tir_dim_bind can bind
+ * now (one unbound symbol, linear in it); a dim it cannot bind yet (several unknowns, or one it
+ * is not linear in: N*N) stays pending and is retried once other parameters have bound more, so
+ * the order of the parameters never matters. A dim with every symbol bound that does not match
+ * fails at once; whatever is still pending at the fixed point fails with the reason it did. */
+tir_status tir_bind_params(int nparams, const tir_type *const *types, const int64_t *const *sizes,
+                           tir_bindings *b, int *bad_param, int *bad_dim, char *err, size_t errn) {
+    char dummy[1];
+    int bp_, bd_;
+    if (!err || !errn) err = dummy, errn = sizeof dummy;
+    if (!bad_param) bad_param = &bp_;
+    if (!bad_dim) bad_dim = &bd_;
+    err[0] = 0;
+    *bad_param = *bad_dim = -1;
+    if (nparams <= 0) return TIR_OK;
+    if (!types || !sizes || !b) {
+        snprintf(err, errn, "nothing to bind");
+        return TIR_ERR_INVALID;
+    }
+    bool *done = calloc((size_t)nparams * TIR_MAX_RANK, sizeof *done);
+    if (!done) {
+        snprintf(err, errn, "out of memory");
+        return TIR_ERR_OOM;
+    }
+    tir_status st = TIR_OK;
+    for (bool progress = true; progress && st == TIR_OK;) {
+        progress = false;
+        for (int p = 0; p < nparams && st == TIR_OK; p++)
+            for (int j = 0; j < types[p]->rank && st == TIR_OK; j++) {
+                bool *dj = &done[p * TIR_MAX_RANK + j];
+                const tir_dim *d = types[p]->dims[j];
+                if (*dj) continue;
+                int nu = unbound_symbols(d, b);
+                if (nu > 1) continue;
+                if (tir_dim_bind(d, sizes[p][j], b, err, errn) == TIR_OK) {
+                    *dj = progress = true;
+                    err[0] = 0;
+                } else if (nu == 0) { /* fully bound and wrong: no later binding changes that */
+                    *bad_param = p, *bad_dim = j;
+                    st = TIR_ERR_INVALID;
+                }
+                /* else not bindable from this dim yet: retried after the others */
+            }
+    }
+    /* the fixed point: the first dim still pending cannot be bound, whatever the order */
+    for (int p = 0; p < nparams && st == TIR_OK; p++)
+        for (int j = 0; j < types[p]->rank && st == TIR_OK; j++) {
+            if (done[p * TIR_MAX_RANK + j]) continue;
+            const tir_dim *d = types[p]->dims[j];
+            *bad_param = p, *bad_dim = j;
+            st = TIR_ERR_INVALID;
+            if (unbound_symbols(d, b) > 1) {
+                char ds[128];
+                tir_dim_print(d, ds, sizeof ds);
+                snprintf(err, errn, "cannot bind the symbols of %s from its size %lld alone", ds,
+                         (long long)sizes[p][j]);
+            } else {
+                tir_bindings t = *b;
+                (void)tir_dim_bind(d, sizes[p][j], &t, err, errn);
+            }
+        }
+    free(done);
+    return st;
 }

@@ -336,9 +336,19 @@ static const tir_dim *checked(ictx *ic, const tir_dim *r, bool *bad) {
     return r;
 }
 
+static const tir_dim *checked_mul(ictx *ic, const tir_dim *a, const tir_dim *b, bool *bad) {
+    if (a && b && tir_dim_mul_too_large(a, b) && !*bad) {
+        *bad = true;
+        fail(ic, "dim expression too large: a product of sums with more than %d terms",
+             (int)TIR_DIM_MAX_TERMS);
+        return NULL;
+    }
+    return checked(ic, tir_dim_mul(ic->c, a, b), bad);
+}
+
 static const tir_dim *product(ictx *ic, const tir_dim *const *dims, int n, bool *bad) {
     const tir_dim *p = checked(ic, tir_dim_const(ic->c, 1), bad);
-    for (int i = 0; i < n && p; i++) p = checked(ic, tir_dim_mul(ic->c, p, dims[i]), bad);
+    for (int i = 0; i < n && p; i++) p = checked_mul(ic, p, dims[i], bad);
     return p;
 }
 

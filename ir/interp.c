@@ -618,9 +618,8 @@ static void type_str_of(tir_dtype dt, int rank, const int64_t *dims, char *buf, 
     if (k >= 0 && (size_t)k < n) shape_str(rank, dims, buf + k, n - (size_t)k);
 }
 
-/* Binds f's symbols from concrete argument shapes. Dims with one unbound symbol bind it
- * (tir_dim_bind); dims with several wait until other arguments have bound all but one, so
- * f32[B*T] binds once B comes from another argument, whatever the order. `what` prefixes
+/* Binds f's symbols from concrete argument shapes, to a fixed point (tir_bind_params), so the
+ * order of the parameters never matters: f32[N*N] before f32[N] binds. `what` prefixes
  * messages ("" at the top level, "call @f: " inside). */
 static tir_status bind_args(interp *I, const tir_module *m, tir_loc loc, const char *what,
                             tir_func *f, const tir_dtype *dts, const tval *args,
@@ -630,51 +629,21 @@ static tir_status bind_args(interp *I, const tir_module *m, tir_loc loc, const c
     if (np > MAXP)
         return tir_diag_set(I->d, TIR_ERR_UNSUPPORTED, m, loc, "%smore than %d parameters", what,
                             MAXP);
-    bool done[MAXP][TIR_MAX_RANK];
+    const tir_type *types[MAXP];
+    const int64_t *sizes[MAXP];
     char e[256] = "";
     int bad = -1;
     for (int p = 0; p < np && bad < 0; p++) {
-        const tir_type *t = &f->params[p]->type;
-        if (dts[p] != t->dtype || args[p].rank != t->rank) bad = p;
-        for (int j = 0; j < t->rank; j++) done[p][j] = false;
+        types[p] = &f->params[p]->type;
+        sizes[p] = args[p].dims;
+        if (dts[p] != types[p]->dtype || args[p].rank != types[p]->rank) bad = p;
     }
-    for (bool progress = bad < 0; progress;) {
-        progress = false;
-        for (int p = 0; p < np && bad < 0; p++) {
-            const tir_type *t = &f->params[p]->type;
-            for (int j = 0; j < t->rank && bad < 0; j++) {
-                if (done[p][j]) continue;
-                const char *syms[16];
-                int ns = tir_dim_symbols(t->dims[j], syms, 16), unbound = 0;
-                for (int s = 0; s < ns && s < 16; s++) {
-                    int64_t v;
-                    if (!tir_bindings_get(bind, syms[s], &v)) unbound++;
-                }
-                if (unbound > 1) continue;
-                done[p][j] = progress = true;
-                if (tir_dim_bind(t->dims[j], args[p].dims[j], bind, e, sizeof e) != TIR_OK) {
-                    bad = p;
-                }
-            }
-        }
+    if (bad < 0) {
+        tir_status st = tir_bind_params(np, types, sizes, bind, &bad, NULL, e, sizeof e);
+        if (st == TIR_ERR_OOM) return tir_diag_set(I->d, st, m, loc, "out of memory");
+        if (st == TIR_OK) return TIR_OK;
+        if (bad < 0) bad = 0;
     }
-    /* every dim must now evaluate to its size; one that never bound had too many unknowns */
-    for (int p = 0; p < np && bad < 0; p++) {
-        const tir_type *t = &f->params[p]->type;
-        for (int j = 0; j < t->rank && bad < 0; j++) {
-            int64_t v;
-            if (tir_dim_eval(t->dims[j], bind, &v) != TIR_OK || v != args[p].dims[j]) {
-                bad = p;
-                e[0] = 0;
-                if (!done[p][j]) {
-                    char ds[128];
-                    tir_dim_print(t->dims[j], ds, sizeof ds);
-                    snprintf(e, sizeof e, "cannot bind the symbols of %s from its size alone", ds);
-                }
-            }
-        }
-    }
-    if (bad < 0) return TIR_OK;
     const tir_type *t = &f->params[bad]->type;
     char want[256], got[256];
     tir_type_print(t, want, sizeof want);
@@ -784,7 +753,8 @@ static tir_status composite_check(frame *F, const tir_op *op) {
     }
     if (op->code == TIR_OP_ATTENTION) {
         int64_t hq = in_val(F, op, 0)->dims[1], hk = in_val(F, op, 1)->dims[1];
-        if (hk <= 0 || hq % hk != 0)
+        /* zero heads on both sides is a valid empty attention (as in ir/infer.c) */
+        if (hk == 0 ? hq != 0 : hk < 0 || hq % hk != 0)
             return err(F, op, TIR_ERR_INVALID,
                        "%lld query heads are not a multiple of %lld key/value heads",
                        (long long)hq, (long long)hk);

@@ -79,10 +79,14 @@ typedef struct tir_dim tir_dim;
 
 const tir_dim *tir_dim_const(tir_context *c, int64_t v);
 const tir_dim *tir_dim_sym(tir_context *c, const char *name);
-/* NULL on overflow of a coefficient (int64) */
+/* NULL on overflow of a coefficient (int64); tir_dim_mul also when the product of two sums would
+ * expand past TIR_DIM_MAX_TERMS terms (tir_dim_mul_too_large says which), which bounds the work
+ * of any chain of products: report that as "dim expression too large" */
+enum { TIR_DIM_MAX_TERMS = 256 };
 const tir_dim *tir_dim_add(tir_context *c, const tir_dim *a, const tir_dim *b);
 const tir_dim *tir_dim_sub(tir_context *c, const tir_dim *a, const tir_dim *b);
 const tir_dim *tir_dim_mul(tir_context *c, const tir_dim *a, const tir_dim *b);
+bool tir_dim_mul_too_large(const tir_dim *a, const tir_dim *b);
 const tir_dim *tir_dim_div(tir_context *c, const tir_dim *a, const tir_dim *b); /* floor */
 /* exact quotient a/b when b divides a structurally (e.g. (B*T*4)/(T*2) = 2*B), else NULL */
 const tir_dim *tir_dim_exact_div(tir_context *c, const tir_dim *a, const tir_dim *b);
@@ -120,6 +124,12 @@ bool tir_type_equal(const tir_type *a, const tir_type *b);
 int tir_type_print(const tir_type *t, char *buf, size_t n); /* "bf16[B*T, 4096]" */
 /* concrete shape under bindings */
 tir_status tir_type_eval(const tir_type *t, const tir_bindings *b, int64_t *dims);
+/* Binds the symbols of several parameters' dims from their concrete sizes (sizes[p][j] for
+ * types[p]->dims[j]; the ranks must already match), to a fixed point, so parameter order never
+ * matters (docs/tir.md §8): f32[N*N] before f32[N] binds. Adds to *b. On failure, the first dim
+ * that cannot be bound or does not fit: *bad_param, *bad_dim (either may be NULL) and err. */
+tir_status tir_bind_params(int nparams, const tir_type *const *types, const int64_t *const *sizes,
+                           tir_bindings *b, int *bad_param, int *bad_dim, char *err, size_t errn);
 
 /* ---------------------------------------------------------------- ops (ops.def) */
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs="cmake make gcc pkg-config llvm-22-dev check libzstd-dev zlib1g-dev clang"
+pkgs="cmake make gcc pkg-config llvm-22-dev check libzstd-dev zlib1g-dev clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

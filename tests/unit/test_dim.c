@@ -242,6 +242,80 @@ START_TEST(test_bind) {
 }
 END_TEST
 
+/* docs/tir.md §8: parameter order does not matter; binding runs to a fixed point */
+START_TEST(test_bind_params) {
+    char err[256];
+    int bp, bd;
+    /* f32[N*N] before f32[N]: N*N is not linear in N, so it waits for f32[N] */
+    tir_type sq = {TIR_F32, 1, {P("N*N")}}, n = {TIR_F32, 1, {P("N")}};
+    const tir_type *ty[2] = {&sq, &n};
+    int64_t s16[1] = {16}, s4[1] = {4}, s5[1] = {5};
+    const int64_t *sz[2] = {s16, s4};
+    tir_bindings b = {0};
+    int64_t v = 0;
+    ck_assert_int_eq(tir_bind_params(2, ty, sz, &b, &bp, &bd, err, sizeof err), TIR_OK);
+    ck_assert(tir_bindings_get(&b, "N", &v));
+    ck_assert_int_eq(v, 4);
+    /* mismatch: N = 5 from the second, then N*N = 25 != 16 */
+    const int64_t *bad[2] = {s16, s5};
+    b = (tir_bindings){0};
+    ck_assert_int_eq(tir_bind_params(2, ty, bad, &b, &bp, &bd, err, sizeof err), TIR_ERR_INVALID);
+    ck_assert_int_eq(bp, 0);
+    ck_assert_int_eq(bd, 0);
+    ck_assert_msg(strstr(err, "16") && strstr(err, "25"), "message: %s", err);
+    /* N*N alone never binds: reported with the reason, after the fixed point */
+    b = (tir_bindings){0};
+    ck_assert_int_eq(tir_bind_params(1, ty, sz, &b, &bp, &bd, err, sizeof err), TIR_ERR_INVALID);
+    ck_assert_int_eq(bp, 0);
+    ck_assert_msg(strstr(err, "linear"), "message: %s", err);
+    /* a chain: [B*T, T] [B] in either order, and several unknowns reported */
+    tir_type bt = {TIR_F32, 2, {P("B*T*H"), P("H")}}, bb = {TIR_F32, 1, {P("B + 1")}};
+    tir_type tt = {TIR_F32, 1, {P("2*T")}};
+    int64_t s_bt[2] = {40, 5}, s_b[1] = {3}, s_t[1] = {8};
+    const tir_type *ty3[3] = {&bt, &bb, &tt};
+    const int64_t *sz3[3] = {s_bt, s_b, s_t};
+    b = (tir_bindings){0};
+    ck_assert_int_eq(tir_bind_params(3, ty3, sz3, &b, NULL, NULL, NULL, 0), TIR_OK);
+    ck_assert(tir_bindings_get(&b, "B", &v) && v == 2);
+    ck_assert(tir_bindings_get(&b, "T", &v) && v == 4);
+    tir_type xy = {TIR_F32, 1, {P("X*Y")}};
+    const tir_type *ty2[2] = {&bb, &xy};
+    const int64_t *sz2[2] = {s_b, s16};
+    b = (tir_bindings){0};
+    ck_assert_int_eq(tir_bind_params(2, ty2, sz2, &b, &bp, &bd, err, sizeof err), TIR_ERR_INVALID);
+    ck_assert_int_eq(bp, 1);
+    ck_assert_int_eq(bd, 0);
+    ck_assert_msg(strstr(err, "cannot bind"), "message: %s", err);
+    ck_assert_int_eq(tir_bind_params(0, NULL, NULL, &b, &bp, &bd, err, sizeof err), TIR_OK);
+}
+END_TEST
+
+/* products of sums expand; past TIR_DIM_MAX_TERMS terms they fail at once instead */
+START_TEST(test_product_cap) {
+    char txt[512] = "s0";
+    for (int i = 1; i < 40; i++) snprintf(txt + strlen(txt), sizeof txt - strlen(txt), " - s%d", i);
+    const tir_dim *a = P(txt);
+    ck_assert(tir_dim_mul_too_large(a, a));
+    ck_assert_ptr_null(tir_dim_mul(ctx, a, a));
+    ck_assert(!tir_dim_mul_too_large(a, P("2*N")));      /* scaling by a monomial is linear */
+    ck_assert_ptr_nonnull(tir_dim_mul(ctx, a, P("2*N")));
+    ck_assert_ptr_nonnull(tir_dim_mul(ctx, P("A + 1"), P("B + 1")));
+    /* rank 8 of N+1 dims: 2^8 terms still multiply */
+    const tir_dim *p = P("1");
+    for (int i = 0; i < 8 && p; i++) {
+        char s[32];
+        snprintf(s, sizeof s, "N%d + 1", i);
+        p = tir_dim_mul(ctx, p, P(s));
+    }
+    ck_assert_ptr_nonnull(p);
+    const char *err = NULL;
+    char big[1200];
+    snprintf(big, sizeof big, "(%s)*(%s)", txt, txt);
+    ck_assert_ptr_null(tir_dim_parse(ctx, big, strlen(big), &err));
+    ck_assert_msg(err && strstr(err, "too large"), "message: %s", err ? err : "(none)");
+}
+END_TEST
+
 START_TEST(test_many_dims) {
     /* enough distinct dims to grow the intern table several times; all stay distinct */
     const tir_dim *d[2000];
@@ -353,6 +427,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_overflow);
     tcase_add_test(tc, test_symbols_eval);
     tcase_add_test(tc, test_bind);
+    tcase_add_test(tc, test_bind_params);
+    tcase_add_test(tc, test_product_cap);
     tcase_add_test(tc, test_many_dims);
     tcase_add_test(tc, test_random_semantics);
     suite_add_tcase(s, tc);

@@ -990,6 +990,56 @@ START_TEST(test_grad_needs_pass) {
 }
 END_TEST
 
+START_TEST(test_bind_nonlinear_first) {
+    /* docs/tir.md §8: f32[N*N] before f32[N] binds (N from %b, then N*N checked), at the top
+     * level and in a call; a size that does not fit is still refused */
+    tir_module *m = parse("func @f(%a: f32[N*N], %b: f32[N]) -> f32[N*N] {\n"
+                          "  %y = add(%a, 1.0)\n  return %y\n}\n"
+                          "func @g(%x: f32[M], %s: f32[M*M]) -> f32[M*M] {\n"
+                          "  %y = call @f(%s, %x)\n  return %y\n}\n");
+    int64_t n16 = 16, n4 = 4, n5 = 5;
+    tir_tensor *args[2] = {tensor(TIR_F32, 1, &n16), tensor(TIR_F32, 1, &n4)}, *res[1];
+    run(m, "f", 2, args, 1, res);
+    check_shape(res[0], TIR_F32, 1, &n16);
+    ck_assert(tir_tensor_get(res[0], 3) == 1.0);
+    tir_tensor_free(res[0]);
+    tir_tensor *gargs[2] = {args[1], args[0]};
+    run(m, "g", 2, gargs, 1, res);
+    check_shape(res[0], TIR_F32, 1, &n16);
+    tir_tensor_free(res[0]);
+    tir_tensor *bad[2] = {args[0], tensor(TIR_F32, 1, &n5)};
+    tir_diag d;
+    ck_assert_int_eq(run_err(m, "f", 2, bad, 1, &d), TIR_ERR_INVALID);
+    ck_assert_msg(strstr(d.msg, "%a") && strstr(d.msg, "25"), "message: %s", d.msg);
+    tir_tensor_free(bad[1]);
+    free_all(2, args);
+    tir_module_free(m);
+}
+END_TEST
+
+START_TEST(test_attention_zero_heads) {
+    /* zero query and key/value heads: a valid empty attention, as shape inference says */
+    tir_module *m = parse("func @f(%q: f32[1, H, 2, 4], %k: f32[1, K, 3, 4], %v: f32[1, K, 3, 4])"
+                          " -> f32[1, H, 2, 4] {\n"
+                          "  %o = attention(%q, %k, %v, causal=true)\n  return %o\n}\n");
+    int64_t qd[4] = {1, 0, 2, 4}, kd[4] = {1, 0, 3, 4};
+    tir_tensor *args[3] = {tensor(TIR_F32, 4, qd), tensor(TIR_F32, 4, kd), tensor(TIR_F32, 4, kd)};
+    tir_tensor *res[1];
+    run(m, "f", 3, args, 1, res);
+    check_shape(res[0], TIR_F32, 4, qd);
+    tir_tensor_free(res[0]);
+    free_all(3, args);
+    /* query heads without key/value heads are still refused */
+    int64_t q2[4] = {1, 2, 2, 4};
+    tir_tensor *bad[3] = {tensor(TIR_F32, 4, q2), tensor(TIR_F32, 4, kd), tensor(TIR_F32, 4, kd)};
+    tir_diag d;
+    ck_assert_int_eq(run_err(m, "f", 3, bad, 1, &d), TIR_ERR_INVALID);
+    ck_assert_msg(strstr(d.msg, "heads"), "message: %s", d.msg);
+    free_all(3, bad);
+    tir_module_free(m);
+}
+END_TEST
+
 START_TEST(test_too_large) {
     /* 2^40 * 2^30 elements overflows int64: refused as OOM, not attempted */
     tir_module *m = parse("func @f(%x: f32[]) -> f32[1099511627776, 1073741824] {\n"
@@ -1104,6 +1154,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_bind_multiple);
     tcase_add_test(tc, test_grad_needs_pass);
     tcase_add_test(tc, test_too_large);
+    tcase_add_test(tc, test_bind_nonlinear_first);
+    tcase_add_test(tc, test_attention_zero_heads);
     tcase_add_test(tc, test_mlp_example);
     suite_add_tcase(s, tc);
     return s;

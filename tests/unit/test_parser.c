@@ -582,6 +582,36 @@ END_TEST
 
 /* Mutations of the examples (byte flips, truncations, splices) must give OK or a diagnostic,
  * never a crash or a leak. */
+START_TEST(ops_without_operands) {
+    /* iota and full take no operands (the value of full is an attribute): no operand array at
+     * all, which the parser must not offset (UB that clang's UBSan reports) */
+    tir_module *m = parse_ok("func @f() -> (i32[4], f32[2, 3], f32[2]) {\n"
+                             "  %i = iota(shape=[4])\n"
+                             "  %z = full(0.5, shape=[2, 3])\n"
+                             "  %w = full(value=1.5, shape=[2])\n"
+                             "  return %i, %z, %w\n}\n");
+    tir_func *f = m->funcs[0];
+    ck_assert_int_eq(f->nops, 3);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(f->ops[i]->nin, 0);
+    ck_assert_int_eq(f->ops[0]->code, TIR_OP_IOTA);
+    ck_assert_int_eq(f->ops[1]->code, TIR_OP_FULL);
+    ck_assert(tir_attr_float(f->ops[1], "value", 0) == 0.5);
+    ck_assert(tir_attr_float(f->ops[2], "value", 0) == 1.5);
+    tir_module_free(m);
+}
+END_TEST
+
+START_TEST(dim_product_too_large) {
+    /* a product of two 40-term sums would expand to 1600 terms: refused at the '*' at once */
+    char sum[512] = "s0", src[1400];
+    for (int i = 1; i < 40; i++) snprintf(sum + strlen(sum), sizeof sum - strlen(sum), " - s%d", i);
+    int n = snprintf(src, sizeof src, "func @f(%%x: f32[(%s)*(%s)]) -> f32[] {\n", sum, sum);
+    snprintf(src + n, sizeof src - (size_t)n, "  %%y = sum(%%x)\n  return %%y\n}\n");
+    int col = (int)(strstr(src, ")*(") - src) + 2;
+    parse_err(src, 1, col, "dim expression too large");
+}
+END_TEST
+
 START_TEST(mutations_never_crash) {
     static char paths[64][1024];
     int n = list_tir("examples", paths, 64);
@@ -663,6 +693,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, api_edges);
     tcase_add_test(tc, lexer_tokens);
     tcase_add_test(tc, mutations_never_crash);
+    tcase_add_test(tc, ops_without_operands);
+    tcase_add_test(tc, dim_product_too_large);
     suite_add_tcase(s, tc);
     return s;
 }
