@@ -1779,10 +1779,12 @@ static bool check_gradients(checker *C, tir_module *m) {
             return false;
         }
         /* finite differences of a huge loss lose every digit to cancellation: not a finding */
-        if (gr.nfailed && isfinite(gr.loss) && fabs(gr.loss) <= 1e4) {
+        if ((gr.nfailed || gr.loss_failed) && isfinite(gr.loss) && fabs(gr.loss) <= 1e4) {
             fail(C->sh, C_GRADCHECK,
-                 "@%s: %d of %d checks disagree with finite differences (max abs err %.3g, rel %.3g)",
-                 f->name, gr.nfailed, gr.nparams, gr.max_abs_err, gr.max_rel_err);
+                 "@%s: %d of %d parameters disagree with finite differences%s (max abs err %.3g, "
+                 "rel %.3g)",
+                 f->name, gr.nfailed, gr.nparams, gr.loss_failed ? ", and the loss value differs" : "",
+                 gr.max_abs_err, gr.max_rel_err);
             snprintf(C->sh->key, sizeof C->sh->key, "fd");
             return false;
         }

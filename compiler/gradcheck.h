@@ -23,6 +23,7 @@ typedef struct tir_gradcheck_opts {
 typedef struct tir_gradcheck_result {
     int nparams;          /* parameters checked */
     int nfailed;          /* parameters with an element out of tolerance (or NaN) */
+    bool loss_failed;     /* the value of value_and_grad differs from the loss function's */
     double max_abs_err;   /* over every element checked */
     double max_rel_err;   /* max of |analytic - numeric| / max(1, |numeric|): what tol bounds */
     double loss;          /* the loss at the random point */
@@ -31,7 +32,7 @@ typedef struct tir_gradcheck_result {
 /* func: a function returning one float scalar (checked with respect to all its float
  * parameters), or a value_and_grad definition whose body is not built yet (checked against its
  * grad_of, with respect to its wrt list). m is left untouched (the check runs on a retyped copy
- * in m's context). TIR_OK means the check ran: look at r->nfailed. */
+ * in m's context). TIR_OK means the check ran: look at r->nfailed and r->loss_failed. */
 tir_status tir_gradcheck(const tir_module *m, const char *func, const tir_gradcheck_opts *o,
                          tir_gradcheck_result *r, tir_diag *d);
 

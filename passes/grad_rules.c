@@ -372,12 +372,16 @@ static tir_status r_slice(RULE_ARGS) {
         }
         return TIR_OK;
     }
-    int64_t s;
-    if (!tir_dim_is_const(s0, &s))
-        return fail(b, TIR_ERR_UNSUPPORTED,
-                    "gradient of a strided slice with a negative start on a symbolic dim");
-    tir_value *idx = iota(b, 1, &len, 0, TIR_I64);
-    idx = BIN(ADD, BIN(MUL, idx, K(b, (double)step, idx)), K(b, (double)s, idx));
+    /* the positions the slice read are the same slice of iota(dim): its bounds resolve as the
+     * slice's own do, for a constant or a symbolic dim, a negative start or end included */
+    tir_value *pos = iota(b, 1, &dim, 0, TIR_I64);
+    tir_attr_value sa[4];
+    int nsa = 0;
+    for (int i = 0; i < op->nattrs && nsa < 4; i++)
+        sa[nsa++] = strcmp(op->attrs[i].name, "axis") == 0 ? tir_a_int("axis", 0) : op->attrs[i];
+    tir_op *sl = pos ? append_n(b, TIR_OP_SLICE, 1, &pos, nsa, sa) : NULL;
+    tir_value *idx = sl ? sl->out[0] : NULL;
+    if (idx && idx->type.dims[0] != len) return fail(b, TIR_ERR_INTERNAL, "slice: bad bounds");
     tir_value *in[3] = {zeros(b, xt), idx, G0};
     tir_attr_value a = tir_a_int("axis", ax);
     tir_op *sc = append_n(b, TIR_OP_SCATTER_ADD, 3, in, 1, &a);
@@ -585,8 +589,19 @@ static tir_value *halves(tir_ib *b, tir_value *x, bool forward) {
     if (!x) return NULL;
     tir_context *ctx = b->f->module->ctx;
     int last = x->type.rank - 1;
-    const tir_dim *h = tir_dim_div(ctx, x->type.dims[last], tir_dim_const(ctx, 2));
+    /* [D/2, D - D/2]: equal when D is structurally even, and a sum inference can check when D is
+     * symbolic (rope rejects an odd D at run time); the sizes ir/composite.c's dec_rope uses */
+    const tir_dim *D = x->type.dims[last], *two = tir_dim_const(ctx, 2);
+    const tir_dim *h = tir_dim_exact_div(ctx, D, two);
     const tir_dim *sz[2] = {h, h};
+    if (!h || tir_dim_mul(ctx, h, two) != D) {
+        sz[0] = tir_dim_div(ctx, D, two);
+        sz[1] = sz[0] ? tir_dim_sub(ctx, D, sz[0]) : NULL;
+    }
+    if (!sz[0] || !sz[1]) {
+        fail(b, TIR_ERR_INTERNAL, "rope: cannot halve the last dim");
+        return NULL;
+    }
     tir_attr_value a[2] = {tir_a_int("axis", last), tir_a_shape(b->f->module, "sizes", 2, sz)};
     tir_op *sp = append_n(b, TIR_OP_SPLIT, 1, &x, 2, a);
     if (!sp) return NULL;

@@ -7,7 +7,7 @@
  *   fold     an elementwise op of full() constants -> full() (tir_scalar_eval, rounded to the
  *            result dtype, as the interpreter); movement ops and max/min/mean/sum reductions of
  *            a full() with constant extents -> full()
- *   identity x+0 0+x x-0 x*1 1*x x/1 pow(x,1) and(x,true) or(x,false) (identity elements per op,
+ *   identity x+0 0+x x-0 x*1 1*x x/1 pow(x,1) (for floats x+(-0) and (-0)+x: x+0 is +0 for x=-0) and(x,true) or(x,false) (identity elements per op,
  *            sides from TIR_F_COMMUTATIVE); f(x,x) -> x for TIR_F_IDEMPOTENT; neg(neg(x));
  *            cast/reshape/broadcast to x's own type, identity transpose, full-range slice,
  *            one-operand concat, where(c,x,x), where(const,...), reshape(reshape(x))
@@ -36,13 +36,41 @@ static bool is_const(const tir_value *v, double c) {
     return const_of(v, &x) && x == c;
 }
 
-/* the identity element of a binary op for its right operand (left too when commutative) */
-static bool identity_elem(tir_opcode code, double *e) {
+/* the same double, the sign of a zero included (NaN is never the same) */
+static bool same_double(double a, double b) { return a == b && signbit(a) == signbit(b); }
+
+/* is v the constant c, exactly: for a float the sign of a zero counts */
+static bool is_const_exact(const tir_value *v, double c) {
+    double x;
+    if (!const_of(v, &x)) return false;
+    return tir_dtype_is_float(v->type.dtype) ? same_double(x, c) : x == c;
+}
+
+/* the identity element of a binary op for its right operand (left too when commutative), for
+ * operands of dtype dt. For floats x + (-0) == x for every x, but x + 0 is +0 for x = -0, so the
+ * identity of add is -0; x - 0 == x (and x - (-0) is x + 0, which is not). */
+static bool identity_elem(tir_opcode code, tir_dtype dt, double *e) {
     switch (code) {
-    case TIR_OP_ADD: case TIR_OP_SUB: case TIR_OP_OR: *e = 0; return true;
+    case TIR_OP_ADD: *e = tir_dtype_is_float(dt) ? -0.0 : 0.0; return true;
+    case TIR_OP_SUB: case TIR_OP_OR: *e = 0; return true;
     case TIR_OP_MUL: case TIR_OP_DIV: case TIR_OP_POW: case TIR_OP_AND: *e = 1; return true;
     default: return false;
     }
+}
+
+/* The interpreter's sum of n copies of c: accumulated in f64 from +0 (so n copies of -0 sum to
+ * +0). n*c is that sum when every partial sum k*c is exact: c has at most 24 significant bits
+ * and n <= 2^29. Otherwise the sum is added up as the interpreter does, when n is small. */
+static bool sum_of_copies(double c, int64_t n, double *out) {
+    if ((double)(float)c == c && n <= ((int64_t)1 << 29)) {
+        *out = 0.0 + c * (double)n;
+        return true;
+    }
+    if (n > 4096) return false;
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) acc += c;
+    *out = acc;
+    return true;
 }
 
 static bool all_const_extents(const tir_type *t, const bool *axes, int64_t *count) {
@@ -71,7 +99,7 @@ static bool fold(const tir_op *op, tir_value *const *in, double *out) {
     }
     if ((fl & TIR_F_MOVEMENT) && op->code != TIR_OP_SPLIT) {
         for (int i = 1; i < op->nin; i++)
-            if (c[i] != c[0]) return false;
+            if (!same_double(c[i], c[0])) return false;
         *out = c[0];
         return true;
     }
@@ -88,7 +116,12 @@ static bool fold(const tir_op *op, tir_value *const *in, double *out) {
         }
         int64_t n;
         if (!all_const_extents(xt, red, &n) || n <= 0) return false;
-        *out = tir_dtype_round(rt, op->code == TIR_OP_SUM ? c[0] * (double)n : c[0]);
+        double v = c[0]; /* max and min: c itself */
+        if (op->code == TIR_OP_SUM || op->code == TIR_OP_MEAN) {
+            if (!sum_of_copies(c[0], n, &v)) return false;
+            if (op->code == TIR_OP_MEAN) v /= (double)n; /* as the interpreter: sum, then divide */
+        }
+        *out = tir_dtype_round(rt, v);
         return true;
     }
     return false;
@@ -105,9 +138,9 @@ static tir_value *identity(const tir_op *op, tir_value *const *in) {
     double e, c;
     if (fl & TIR_F_BINARY) {
         if ((fl & TIR_F_IDEMPOTENT) && in[0] == in[1]) return same_type(in[0], op);
-        if (identity_elem(op->code, &e)) {
-            if (is_const(in[1], e) && same_type(in[0], op)) return in[0];
-            if ((fl & TIR_F_COMMUTATIVE) && is_const(in[0], e) && same_type(in[1], op)) return in[1];
+        if (identity_elem(op->code, in[0]->type.dtype, &e)) {
+            if (is_const_exact(in[1], e) && same_type(in[0], op)) return in[0];
+            if ((fl & TIR_F_COMMUTATIVE) && is_const_exact(in[0], e) && same_type(in[1], op)) return in[1];
         }
         return NULL;
     }

@@ -243,6 +243,53 @@ END_TEST
 
 /* ---------------------------------------------------------------- simplify */
 
+/* the sign of a zero is kept, as the interpreter computes it: for floats x + 0 is not x (for
+ * x = -0 it is +0) but x + (-0) and x - 0 are; a sum of -0s accumulates from +0 */
+START_TEST(test_simplify_signed_zero) {
+    const char *src = "func @f(%x: f32[4], %i: i32[4]) -> (f32[4], f32[4], f32[4], f32[4], i32[4], f32[], f32[]) {\n"
+                      "  %z = mul(%x, 0.0)\n"
+                      "  %a = add(%z, 0.0)\n"   /* kept */
+                      "  %b = add(-0.0, %z)\n"  /* identity */
+                      "  %c = sub(%z, 0.0)\n"   /* identity */
+                      "  %e = sub(%z, -0.0)\n"  /* kept: x - (-0) is x + 0 */
+                      "  %j = add(%i, 0)\n"     /* identity for integers */
+                      "  %s = sum(full(-0.0, shape=[3]))\n"
+                      "  %m = mean(full(-0.0, shape=[3]))\n"
+                      "  return recip(%a), recip(%b), recip(%c), recip(%e), %j, recip(%s), recip(%m)\n}\n";
+    tir_module *m = parse(src);
+    tir_simplify_stats st;
+    tir_diag d;
+    ck_assert_int_eq(tir_pass_simplify_stats(m, &st, &d), TIR_OK);
+    ck_assert_int_eq(st.identities, 3);
+    ck_assert_int_eq(count_ops(m, "f", 0, TIR_OP_ADD), 1);
+    ck_assert_int_eq(count_ops(m, "f", 0, TIR_OP_SUB), 1);
+    /* with x < 0: z = -0, and every result is exactly what the interpreter gives unsimplified */
+    tir_module *ref = parse(src);
+    int64_t four = 4;
+    tir_tensor *args[2] = {tir_tensor_new(TIR_F32, 1, &four), tir_tensor_new(TIR_I32, 1, &four)};
+    for (int i = 0; i < 4; i++) {
+        tir_tensor_set(args[0], i, -1.0 - i);
+        tir_tensor_set(args[1], i, i);
+    }
+    tir_tensor *want[7] = {0}, *got[7] = {0};
+    ck_assert_int_eq(tir_interpret(ref, "f", 2, args, 7, want, &d), TIR_OK);
+    ck_assert_int_eq(tir_interpret(m, "f", 2, args, 7, got, &d), TIR_OK);
+    for (int r = 0; r < 7; r++) {
+        for (int64_t i = 0; i < tir_tensor_numel(want[r]); i++) {
+            double w = tir_tensor_get(want[r], i), g = tir_tensor_get(got[r], i);
+            ck_assert_msg(w == g && signbit(w) == signbit(g), "result %d[%lld]: %g, simplified %g", r,
+                          (long long)i, w, g);
+        }
+        tir_tensor_free(want[r]);
+        tir_tensor_free(got[r]);
+    }
+    tir_tensor_free(args[0]);
+    tir_tensor_free(args[1]);
+    tir_module_free(ref);
+    tir_module_free(m);
+}
+END_TEST
+
 START_TEST(test_simplify_counts) {
     const char *src =
         "func @f(%x: f32[4], %y: f32[4]) -> f32[4] {\n"
@@ -250,7 +297,7 @@ START_TEST(test_simplify_counts) {
         "  %b = add(%y, %x)\n"                 /* CSE: commutative */
         "  %c = mul(%a, %b)\n"
         "  %dead = exp(%x)\n"                  /* DCE */
-        "  %e = add(%c, 0.0)\n"                /* identity */
+        "  %e = sub(%c, 0.0)\n"                /* identity (x + 0 is not one for floats: -0 + 0 = +0) */
         "  %f = mul(1.0, %e)\n"                /* identity, constant on the left */
         "  %g = neg(neg(%f))\n"                /* identity */
         "  %h = add(full(2.0, shape=[4]), full(3.0, shape=[4]))\n" /* fold */
@@ -263,7 +310,7 @@ START_TEST(test_simplify_counts) {
     ck_assert_int_eq(tir_verify(m, &d), TIR_OK);
     ck_assert_int_eq(st.cse, 1);
     ck_assert_int_ge(st.dce, 1);
-    ck_assert_int_eq(st.identities, 3); /* x+0, 1*x, neg(neg(x)) */
+    ck_assert_int_eq(st.identities, 3); /* x-0, 1*x, neg(neg(x)) */
     ck_assert_int_eq(st.folded, 3);     /* 2+3, and the two reshapes of the constant */
     /* left: add, mul, the constant 5, the final mul */
     ck_assert_int_eq(tir_module_find(m, "f")->nops, 4);
@@ -410,6 +457,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_inline_symbols);
     tcase_add_test(tc, test_inline_needs_grad_body);
     tcase_add_test(tc, test_simplify_counts);
+    tcase_add_test(tc, test_simplify_signed_zero);
     tcase_add_test(tc, test_simplify_float_zero_kept);
     tcase_add_test(tc, test_simplify_folds_like_interpreter);
     tcase_add_test(tc, test_simplify_keeps_shapes);
