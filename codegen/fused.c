@@ -140,10 +140,24 @@ static void memo_add(fx *f, const tir_value *v, const crd *co, LLVMValueRef *lan
 
 static LLVMValueRef fconst(LLVMValueRef like, double v) { return LLVMConstReal(LLVMTypeOf(like), v); }
 
+/* f32 compute value -> bf16 storage bits with the hardware's cvt.rn.bf16.f32 (sm_80+): round to
+ * nearest even like cg_narrow's integer sequence, in one instruction instead of eight. The one
+ * difference: a NaN becomes the canonical NaN 0x7fff rather than keeping its sign (still a NaN,
+ * which is all tir promises of a NaN's bits). Other dtypes go through cg_narrow. */
+static LLVMValueRef narrow(cg *g, tir_dtype dt, LLVMValueRef cv) {
+    if (dt == TIR_BF16 && LLVMTypeOf(cv) == g->t_f32)
+        return LLVMBuildBitCast(g->B, LLVMBuildFPTrunc(g->B, cv, g->t_bf16, ""), g->t_i16, "");
+    return cg_narrow(g, dt, cv);
+}
+
 /* the compute value of dtype dt for an f32/f64 result r, rounded as the interpreter rounds */
 static LLVMValueRef round_to(cg *g, tir_dtype dt, LLVMValueRef r) {
     if (dt == TIR_F32 || dt == TIR_F64) return r;
-    return cg_widen(g, dt, cg_narrow(g, dt, r));
+    /* fpext (exact), so that LLVM folds a store's fptrunc(fpext(y)) back to y: a value
+     * rounded to bf16 and then stored is converted once */
+    if (dt == TIR_BF16 && LLVMTypeOf(r) == g->t_f32)
+        return LLVMBuildFPExt(g->B, LLVMBuildFPTrunc(g->B, r, g->t_bf16, ""), g->t_f32, "");
+    return cg_widen(g, dt, narrow(g, dt, r));
 }
 
 static LLVMValueRef const_of(cg *g, tir_dtype dt, double v) {
@@ -201,6 +215,49 @@ static LLVMValueRef float_op(cg *g, const tir_op *op, LLVMValueRef a, LLVMValueR
     }
     default: return NULL;
     }
+}
+
+static bool is16(tir_dtype t) { return t == TIR_BF16 || t == TIR_F16; }
+
+/* e^x in f32 through the MUFU's ex2.approx (non-ftz: subnormal results kept): x*log2(e) split
+ * into hi + lo by an FMA (lo is the product's rounding error plus log2(e)'s own), and
+ * e^x = 2^hi * (1 + lo*ln2). Relative error about 2^-21, against 2^-9 for a half ulp of
+ * bf16, so it serves ops whose result is rounded to a 16-bit float (flipping such a rounding
+ * needs the exact value within 2^-21 of a tie). lo is dropped where |x| >= 128, where 2^hi is 0
+ * or inf already and lo would be NaN; a NaN x gives NaN. */
+static LLVMValueRef fast_exp(cg *g, LLVMValueRef x) {
+    LLVMBuilderRef B = g->B;
+    const double L = 1.4426950408889634;
+    float Lf = (float)L;
+    LLVMValueRef hi = LLVMBuildFMul(B, x, fconst(x, Lf), "");
+    LLVMValueRef fma3[3] = {x, fconst(x, Lf), LLVMBuildFNeg(B, hi, "")};
+    LLVMTypeRef t = g->t_f32;
+    LLVMValueRef lo = cg_intr(g, "llvm.fma", t, 1, &t, 3, fma3);
+    LLVMValueRef fb[3] = {x, fconst(x, (float)(L - (double)Lf)), lo};
+    lo = cg_intr(g, "llvm.fma", t, 1, &t, 3, fb);
+    LLVMValueRef small = LLVMBuildFCmp(B, LLVMRealOLT, cg_intr1(g, "llvm.fabs", x), fconst(x, 128.0), "");
+    lo = LLVMBuildSelect(B, small, lo, fconst(x, 0.0), "");
+    LLVMValueRef fc[3] = {lo, fconst(x, 0.6931471805599453), fconst(x, 1.0)};
+    LLVMValueRef c = cg_intr(g, "llvm.fma", t, 1, &t, 3, fc);
+    return LLVMBuildFMul(B, cg_intr1(g, "llvm.nvvm.ex2.approx", hi), c, "");
+}
+
+/* exp, sigmoid and silu of an f32 compute value whose result is rounded to bf16/f16: the MUFU
+ * paths (fast_exp, rcp.approx with 1 ulp) instead of the f32-exact polynomial and IEEE
+ * division, which made SwiGLU issue-bound (about 60 instructions an element). sigmoid uses
+ * t = e^-|a| in (0, 1], so 1 + t is in [1, 2] (the reciprocal never sees an overflowed
+ * e^-a) and sigmoid(a) = a >= 0 ? 1/(1+t) : t/(1+t). NULL: no fast form, use float_op. */
+static LLVMValueRef fast16_op(cg *g, tir_opcode code, LLVMValueRef a) {
+    LLVMBuilderRef B = g->B;
+    if (LLVMTypeOf(a) != g->t_f32) return NULL;
+    if (code == TIR_OP_EXP) return fast_exp(g, a);
+    if (code != TIR_OP_SIGMOID && code != TIR_OP_SILU) return NULL;
+    LLVMValueRef t = fast_exp(g, LLVMBuildFNeg(B, cg_intr1(g, "llvm.fabs", a), ""));
+    LLVMValueRef one_t = LLVMBuildFAdd(B, fconst(a, 1.0), t, "");
+    LLVMValueRef s = cg_intr(g, "llvm.nvvm.rcp.approx.ftz.f", g->t_f32, 0, NULL, 1, &one_t);
+    LLVMValueRef neg = LLVMBuildFCmp(B, LLVMRealOLT, a, fconst(a, 0.0), "");
+    LLVMValueRef sig = LLVMBuildSelect(B, neg, LLVMBuildFMul(B, t, s, ""), s, "");
+    return code == TIR_OP_SILU ? LLVMBuildFMul(B, a, sig, "") : sig;
 }
 
 /* ints compute in i64, saturating, and saturate once to the result dtype (the interpreter's
@@ -266,7 +323,10 @@ static LLVMValueRef scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
     tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
     unsigned fl = tir_ops[code].flags;
     if (code == TIR_OP_WHERE) return LLVMBuildSelect(g->B, a[0], a[1], a[2], "");
-    if (code == TIR_OP_CAST) return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
+    if (code == TIR_OP_CAST) {
+        if (odt == TIR_BF16 && (dt == TIR_F32 || dt == TIR_F16 || dt == TIR_BF16)) return round_to(g, odt, a[0]);
+        return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
+    }
     if (fl & TIR_F_LOGIC)
         return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
                : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
@@ -274,6 +334,7 @@ static LLVMValueRef scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
     if (fl & TIR_F_COMPARE) return compare(g, code, dt, a[0], a[1]);
     LLVMValueRef r = NULL;
     if (tir_dtype_is_float(dt)) {
+        if (is16(odt) && (r = fast16_op(g, code, a[0]))) return round_to(g, odt, r);
         if ((r = float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return round_to(g, odt, r);
     } else if (tir_dtype_is_int(dt)) {
         r = int_op(g, code, to_i64(g, dt, a[0]), op->nin > 1 ? to_i64(g, dt, a[1]) : NULL);
@@ -332,10 +393,24 @@ static void load_param(fx *f, const tir_value *v, const crd *co, LLVMValueRef *o
         return;
     }
     if (co->lane == t->rank - 1) {
-        LLVMTypeRef vt = LLVMVectorType(st, (unsigned)f->vec);
-        LLVMValueRef ld = LLVMBuildLoad2(g->B, vt, cg_gep(g, st, buf, off), "");
         size_t es = tir_dtype_size(dt);
         bool al = co->aligned && multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
+        if (dt == TIR_BF16 && al) {
+            /* aligned bf16 pairs as 32-bit words: the low lane is w << 16, the high lane
+             * w & 0xffff0000, one instruction a lane (exact: bf16 is f32's top half) */
+            LLVMTypeRef wt = LLVMVectorType(g->t_i32, (unsigned)f->vec / 2);
+            LLVMValueRef ld = LLVMBuildLoad2(g->B, wt, cg_gep(g, st, buf, off), "");
+            LLVMSetAlignment(ld, (unsigned)(es * (size_t)f->vec));
+            for (int j = 0; j < f->vec; j += 2) {
+                LLVMValueRef w = LLVMBuildExtractElement(g->B, ld, cg_i32(g, j / 2), "");
+                out[j] = LLVMBuildBitCast(g->B, LLVMBuildShl(g->B, w, cg_i32(g, 16), ""), g->t_f32, "");
+                out[j + 1] = LLVMBuildBitCast(g->B, LLVMBuildAnd(g->B, w, LLVMConstInt(g->t_i32, 0xffff0000u, 0), ""),
+                                              g->t_f32, "");
+            }
+            return;
+        }
+        LLVMTypeRef vt = LLVMVectorType(st, (unsigned)f->vec);
+        LLVMValueRef ld = LLVMBuildLoad2(g->B, vt, cg_gep(g, st, buf, off), "");
         LLVMSetAlignment(ld, (unsigned)(al ? es * (size_t)f->vec : es));
         for (int j = 0; j < f->vec; j++)
             out[j] = cg_widen(g, dt, LLVMBuildExtractElement(g->B, ld, cg_i32(g, j), ""));
@@ -429,6 +504,24 @@ static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
         load_param(f, v, co, out);
     } else if (op->code == TIR_OP_FULL) {
         splat(f, out, const_of(g, v->type.dtype, tir_attr_float(op, "value", 0.0)));
+    } else if (op->code == TIR_OP_IOTA) {
+        /* the coordinate along axis, in registers (fuse copies iota in like a constant) */
+        int ax = 0;
+        tir_dtype dt = v->type.dtype;
+        if (v->type.rank > 0 && !tir_norm_axis(tir_attr_int(op, "axis", 0), v->type.rank, &ax)) {
+            cg_fail(g, TIR_ERR_TYPE, "fused codegen: iota axis out of range");
+            splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
+            return;
+        }
+        LLVMValueRef c = v->type.rank > 0 ? co->c[ax] : cg_i64(g, 0);
+        for (int j = 0; j < f->vec; j++) {
+            if (j > 0 && co->lane != ax) {
+                out[j] = out[0];
+                continue;
+            }
+            LLVMValueRef k = j ? LLVMBuildAdd(g->B, c, cg_i64(g, j), "") : c;
+            out[j] = cg_widen(g, dt, cg_cast(g, TIR_I64, k, dt));
+        }
     } else if (tir_ops[op->code].flags & TIR_F_REDUCE) {
         LLVMValueRef r = v->id >= 0 && v->id < f->R->nvalues ? f->red[v->id] : NULL;
         if (!r) {
@@ -478,18 +571,48 @@ static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
     memo_add(f, v, co, out);
 }
 
+/* Issues, at coordinates co of v, the loads of the parameters v reads through elementwise ops
+ * and broadcasts (the maps whose coordinates are the same LLVM values, so the memo finds them
+ * again), stopping at reductions and other index maps. lower_rows calls it before the row's
+ * reductions so that, e.g., RMSNorm's weight is in flight with x instead of being requested
+ * after the reduction's barriers, where its latency is exposed on every row. */
+static void prefetch(fx *f, const tir_value *v, const crd *co) {
+    const tir_op *op = v->def;
+    if (memo_find(f, v, co)) return;
+    if (!op) {
+        LLVMValueRef tmp[MAXV];
+        eval(f, v, co, tmp);
+        return;
+    }
+    if (!tir_op_is_elementwise(op->code) && op->code != TIR_OP_BROADCAST) return;
+    for (int k = 0; k < op->nin; k++) {
+        crd xc;
+        bcast_crd(co, &v->type, &op->in[k]->type, &xc, f->g);
+        prefetch(f, op->in[k], &xc);
+    }
+}
+
 /* stores lanes (compute values of dt) at buf[off ..]: one vector store when there are several */
 static void store_lanes(fx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off, LLVMValueRef *lanes,
                         int n) {
     cg *g = f->g;
     if (n == 1) {
-        cg_store(g, dt, buf, off, cg_narrow(g, dt, lanes[0]));
+        cg_store(g, dt, buf, off, narrow(g, dt, lanes[0]));
         return;
     }
     LLVMTypeRef st = cg_stype(g, dt);
-    LLVMValueRef vv = LLVMGetUndef(LLVMVectorType(st, (unsigned)n));
-    for (int j = 0; j < n; j++)
-        vv = LLVMBuildInsertElement(g->B, vv, cg_narrow(g, dt, lanes[j]), cg_i32(g, j), "");
+    LLVMValueRef vv;
+    if (dt == TIR_BF16 && LLVMTypeOf(lanes[0]) == g->t_f32) {
+        /* one vector fptrunc: pairs become cvt.rn.bf16x2.f32, half an instruction a lane */
+        LLVMValueRef fv = LLVMGetUndef(LLVMVectorType(g->t_f32, (unsigned)n));
+        for (int j = 0; j < n; j++) fv = LLVMBuildInsertElement(g->B, fv, lanes[j], cg_i32(g, j), "");
+        vv = LLVMBuildBitCast(g->B, LLVMBuildFPTrunc(g->B, fv, LLVMVectorType(g->t_bf16, (unsigned)n), ""),
+                              LLVMVectorType(st, (unsigned)n), "");
+    } else {
+        vv = LLVMGetUndef(LLVMVectorType(st, (unsigned)n));
+        for (int j = 0; j < n; j++)
+            vv = LLVMBuildInsertElement(g->B, vv, narrow(g, dt, lanes[j]), cg_i32(g, j), "");
+    }
     LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
     LLVMSetAlignment(s, (unsigned)(tir_dtype_size(dt) * (size_t)n));
 }
@@ -499,6 +622,19 @@ static void use_region_types(cg *g, const tir_func *R) {
     for (int i = 0; i < R->nparams; i++) cg_use_type(g, &R->params[i]->type);
     for (int i = 0; i < R->nops; i++)
         for (int j = 0; j < R->ops[i]->nout; j++) cg_use_type(g, &R->ops[i]->out[j]->type);
+}
+
+/* Every buffer parameter is noalias, operands also readonly: the runtime allocates each result
+ * afresh for its launch and a region names each operand once, so no result overlaps anything
+ * the kernel reads (two operands may share memory, which noalias allows for memory that is
+ * only read). LLVM then reads operands with ld.global.nc and may move loads past stores. */
+static void mark_buffers(cg *g, int nin) {
+    unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
+    unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
+    for (int i = 0; i < g->nbuf; i++) {
+        LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
+        if (i < nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
+    }
 }
 
 static int clamp_vec(int64_t v) {
@@ -522,6 +658,7 @@ static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, 
     use_region_types(g, R);
     cg_use_type(g, ot);
     cg_begin_kernel(g, name, fop->nin + fop->nout, CG_BLOCK);
+    mark_buffers(g, fop->nin);
     LLVMBuilderRef B = g->B;
 
     // out is (D0, ..., Dr-1); thread i computes elements i*vec .. i*vec + vec-1 of every result
@@ -536,6 +673,9 @@ static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, 
     LLVMValueRef vals[8][MAXV];
     LLVMValueRef (*lanes)[MAXV] = R->nres <= 8 ? vals : malloc((size_t)R->nres * sizeof *lanes);
     if (!lanes) return cg_fail(g, TIR_ERR_OOM, "out of memory");
+    // every operand's load issued before the math that uses the first (SwiGLU: b's 16 bytes are
+    // in flight while silu(a) is computed)
+    for (int r = 0; r < R->nres; r++) prefetch(f, R->results[r], &co);
     for (int r = 0; r < R->nres; r++) eval(f, R->results[r], &co, lanes[r]);
     for (int r = 0; r < R->nres; r++)
         store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], base, lanes[r], vec);
@@ -754,6 +894,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
 
     use_region_types(g, R);
     cg_begin_kernel(g, name, fop->nin + fop->nout, threads);
+    mark_buffers(g, fop->nin);
     B = g->B;
     rk.threads = threads;
     LLVMValueRef rows = cg_numel(g, &rk.Kt);
@@ -802,6 +943,12 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         }
     }
 
+    // registers mode: every load of the row (the reductions' and the results') issued up front
+    for (int c = 0; c < chunks; c++) {
+        crd co = row_crd(f, &rk, ce[c]);
+        for (int r = 0; r < R->nres; r++)
+            if (!per_row[r]) prefetch(f, R->results[r], &co);
+    }
     for (int i = 0; i < R->nops && g->st == TIR_OK; i++) {
         const tir_op *op = R->ops[i];
         if (!(tir_ops[op->code].flags & TIR_F_REDUCE)) continue;

@@ -24,8 +24,9 @@
  *   - reshape, transpose, broadcast and slice (pure index maps) join only as producers of
  *     members, never as a kernel's output, and after a reduction only to move between the row
  *     shapes (F, keepdim, squeezed);
- *   - full() constants are copied into every region that reads them (free to recompute);
- *   - matmul, take, scatter_add, concat, split, iota, calls, composites and fused ops stay
+ *   - full() constants and iota() index tensors are copied into every region that reads them
+ *     (free to recompute: no operand, the value is a function of the index);
+ *   - matmul, take, scatter_add, concat, split, calls, composites and fused ops stay
  *     outside (matmul epilogues are separate work);
  *   - a member whose result is needed outside (by another kernel or the return) stays a member
  *     and becomes an extra result of its region;
@@ -47,7 +48,10 @@ enum { CL_OPAQUE, CL_EW, CL_RED, CL_MOV, CL_CONST };
 
 static int classify(const tir_op *op) {
     unsigned fl = tir_ops[op->code].flags;
-    if ((fl & TIR_F_CREATION) && (fl & TIR_F_VALUE_ATTR)) return CL_CONST;
+    /* creation ops (full, iota) read nothing: pure functions of the element's index, so a
+     * region recomputes them in registers instead of reading a materialised tensor (for iota,
+     * cross-entropy's one-hot over [N, C] becomes an index compare) */
+    if ((fl & TIR_F_CREATION) && tir_ops[op->code].max_in == 0) return CL_CONST;
     if (tir_op_is_elementwise(op->code)) return CL_EW;
     if (fl & TIR_F_REDUCE) return CL_RED;
     /* single-operand, single-result index maps; concat and split change which buffer an index
@@ -355,13 +359,12 @@ static bool group_space(fa *a, const int *list, int n, space *s, char *why, size
     return true;
 }
 
-/* Would the kernel graph stay acyclic with the marked ops as one node? A path out of the group
- * and back in must pass only through ops numbered below its last member (program order is a
- * topological order), which prunes the search. */
+/* Would the kernel graph stay acyclic with the marked ops as one node? A search over groups from
+ * the group's outside users, every group visited once. Program order does not bound it: a path
+ * may enter a kernel at a late member and leave from an early one (x -> ... -> a late member of
+ * K, then from K's first member -> ... -> y), so a group whose members all come after the marked
+ * ops can still lead back to them. */
 static bool acyclic(fa *a, const int *list, int n, char *why, size_t wn) {
-    int last = 0;
-    for (int i = 0; i < n; i++)
-        if (list[i] > last) last = list[i];
     int top = 0;
     int seen_stamp = ++a->stamp; /* mark keeps the group's stamp - 1 */
     int gstamp = seen_stamp - 1;
@@ -378,7 +381,6 @@ static bool acyclic(fa *a, const int *list, int n, char *why, size_t wn) {
     bool ok = true;
     while (top > 0 && ok) {
         int g = a->stack[--top];
-        if (a->gmin[g] > last) continue;
         for (int i = 0; i < a->nmem[g] && ok; i++) {
             int x = a->mem[g][i];
             for (int u = a->uoff[x]; u < a->uoff[x + 1]; u++) {

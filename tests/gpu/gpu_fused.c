@@ -81,6 +81,18 @@ static const prog progs[] = {
      "  %%r = reshape(reshape(%%x, shape=[%3$s, %2$s]), shape=[%2$s, %3$s])\n"
      "  %%b = sub(tanh(%%r), broadcast(reshape(%%w, shape=[1, %3$s]), shape=[%2$s, %3$s]))\n"
      "  return %%a, %%b\n}\n", false},
+    /* exp, sigmoid and silu whose results round to 16 bits take the MUFU paths (fast_exp,
+     * rcp.approx) in bf16: inputs scaled to +-40 and +-80 reach exp's large results and the
+     * tiny silu(-80) */
+    {"activations",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%y: %1$s[%2$s, %3$s]) -> (%1$s[%2$s, %3$s], %1$s[%2$s, %3$s], %1$s[%2$s, %3$s]) {\n"
+     "  %%e = exp(mul(%%x, 20))\n  %%s = sigmoid(mul(%%y, 40))\n  %%u = mul(silu(mul(%%x, 40)), %%y)\n"
+     "  return %%e, %%s, %%u\n}\n", false},
+    /* iota inside a region, along the lane axis and across rows */
+    {"iota",
+     "func @f(%%x: %1$s[%2$s, %3$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%i = iota(shape=[%2$s, %3$s], axis=1, dtype=f32)\n  %%j = iota(shape=[%2$s, %3$s], axis=0, dtype=f32)\n"
+     "  %%o = add(%%x, cast(sub(mul(%%i, 0.01), %%j), dtype=%1$s))\n  return %%o\n}\n", false},
     {"colsum",
      "func @f(%%x: %1$s[%2$s, %3$s]) -> (%1$s[%3$s], %1$s[%2$s]) {\n"
      "  %%c = sum(mul(%%x, %%x), axes=[0])\n"

@@ -218,7 +218,7 @@ START_TEST(rmsnorm_vectorised) {
     ck_assert_int_eq(tir_program_num_kernels(p), 1);
     const char *ptx = tir_program_kernel_ptx(p, 0);
     int lds = 0, sts = 0;
-    for (const char *q = ptx; (q = strstr(q, "ld.global.v4")); q++) lds++;
+    for (const char *q = ptx; (q = strstr(q, "ld.global.nc.v4")); q++) lds++; /* operands read-only: .nc */
     for (const char *q = ptx; (q = strstr(q, "st.global.v4")); q++) sts++;
     /* 256 threads x 8 lanes cover 2048 of the 4096: two chunks of x, two of w, two stores */
     ck_assert_int_eq(lds, 4);
