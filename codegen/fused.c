@@ -34,8 +34,9 @@
  *
  * Not lowered (TIR_ERR_UNSUPPORTED, the caller runs the members one by one): argmax, mean of
  * ints, results of other shapes than the iteration space or the rows,
- * regions whose reductions disagree on F or R. Rows of length 0 are skipped (row-shaped results
- * then stay unwritten). Buffers are assumed 16-byte aligned (the runtime's allocations are). */
+ * regions whose reductions disagree on F or R. Rows of length 0 reduce to the identity (sum 0,
+ * max -inf, min +inf, mean NaN), as in the interpreter, and their row-shaped results are written.
+ * Buffers are assumed 16-byte aligned (the runtime's allocations are). */
 #include <stdio.h>
 
 #include "cg.h"
@@ -899,11 +900,13 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     rk.threads = threads;
     LLVMValueRef rows = cg_numel(g, &rk.Kt);
     rk.L = cg_numel(g, &rk.Rt);
-    // nothing to do for no rows or empty rows: return before anything indexes row - 1
+    // nothing to do for no rows: return before anything indexes row - 1. Empty rows (L == 0)
+    // are not skipped: their element loops run zero times (registers mode needs a constant
+    // L > 0), so each reduction is its identity (mean 0/0 = NaN) as in the interpreter, and the
+    // row-shaped results, consumers of the reductions included, are computed and written.
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(g->C, g->fn, "work");
     LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(g->C, g->fn, "none");
-    LLVMValueRef empty = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, rows, cg_i64(g, 0), ""),
-                                     LLVMBuildICmp(B, LLVMIntEQ, rk.L, cg_i64(g, 0), ""), "");
+    LLVMValueRef empty = LLVMBuildICmp(B, LLVMIntEQ, rows, cg_i64(g, 0), "");
     LLVMBuildCondBr(B, empty, none, work);
     LLVMPositionBuilderAtEnd(B, none);
     LLVMBuildRetVoid(B);

@@ -1,10 +1,10 @@
 /* gpu_fused.c: the fused kernels (codegen/fused.c) on the GPU against the interpreter. Each
  * LLM layer program (rmsnorm, layernorm, softmax, log_softmax, cross_entropy, SwiGLU) and a few
  * programs whose regions hold index maps (transpose, slice, reshape, broadcast) runs at odd and
- * large shapes (rows 1, 7, 1000, 16384; D 64, 1000, 4096, 4097), bf16 and f32, with constant
- * sizes (the vector and row-in-registers paths) and symbolic ones (the streaming path), with
- * outputs poisoned; results are compared by DESIGN §6's rule. One line per case, a table of
- * kernel counts and `N passed, M failed` last. Links libtir only.
+ * large shapes (rows 1, 7, 1000, 16384; D 64, 1000, 4096, 4097; and empty rows, D = 0), bf16
+ * and f32, with constant sizes (the vector and row-in-registers paths) and symbolic ones (the
+ * streaming path), with outputs poisoned; results are compared by DESIGN §6's rule. One line per
+ * case, a table of kernel counts and `N passed, M failed` last. Links libtir only.
  *
  * usage: gpu_fused [--filter TEXT] [--quick]
  * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
@@ -97,6 +97,14 @@ static const prog progs[] = {
      "func @f(%%x: %1$s[%2$s, %3$s]) -> (%1$s[%3$s], %1$s[%2$s]) {\n"
      "  %%c = sum(mul(%%x, %%x), axes=[0])\n"
      "  %%m = max(transpose(%%x, perm=[1, 0]), axes=[0])\n  return %%c, %%m\n}\n", true},
+    /* reductions and their consumers in one region, run at D = 0 too: an empty row reduces to
+     * the identity (sum 0, max -inf, min +inf, mean NaN), which the row's results use */
+    {"rowstats",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%b: %1$s[%2$s]) -> (%1$s[%2$s], %1$s[%2$s], %1$s[%2$s], %1$s[%2$s], %1$s[%2$s, %3$s]) {\n"
+     "  %%s = add(sum(%%x, axes=[1]), %%b)\n  %%m = max(%%x, axes=[1])\n"
+     "  %%n = sub(min(%%x, axes=[1]), %%b)\n  %%a = mul(mean(%%x, axes=[1]), %%b)\n"
+     "  %%y = sub(%%x, broadcast(reshape(%%m, shape=[%2$s, 1]), shape=[%2$s, %3$s]))\n"
+     "  return %%s, %%m, %%n, %%a, %%y\n}\n", true},
 };
 #define NPROGS (int)(sizeof progs / sizeof *progs)
 
@@ -113,6 +121,46 @@ static void report(bool ok, const char *label, const char *fmt, ...) {
     va_end(ap);
     if (ok) npass++;
     else nfail++;
+}
+
+/* tir_rel_error, except that a NaN of the reference (a mean over nothing is 0/0) is matched by
+ * a NaN the GPU wrote there; that NaN must not be the poison (every byte 0xFF), so an output
+ * left unwritten still fails (as in gpu_ops.c) */
+static double rel_error_nan(const tir_tensor *out, const tir_tensor *ref) {
+    double e = tir_rel_error(out, ref);
+    int64_t n = out && ref ? tir_tensor_numel(out) : 0;
+    if (!isnan(e) || n == 0 || tir_tensor_numel(ref) != n ||
+        tir_tensor_dtype(out) != tir_tensor_dtype(ref) || !tir_dtype_is_float(tir_tensor_dtype(out)))
+        return e;
+    size_t es = tir_tensor_nbytes(out) / (size_t)n;
+    const unsigned char *ob = tir_tensor_data((tir_tensor *)out);
+    bool any = false;
+    for (int64_t i = 0; i < n; i++) {
+        double o = tir_tensor_get(out, i), r = tir_tensor_get(ref, i);
+        if (isnan(o) != isnan(r)) return NAN;
+        if (!isnan(r)) continue;
+        bool poison = true;
+        for (size_t k = 0; k < es; k++) poison &= ob[(size_t)i * es + k] == 0xFF;
+        if (poison) return NAN;
+        any = true;
+    }
+    if (!any) return e;
+    int64_t dims[TIR_MAX_RANK];
+    int rank = tir_tensor_rank(out);
+    for (int i = 0; i < rank; i++) dims[i] = tir_tensor_dim(out, i);
+    tir_tensor *o2 = tir_tensor_new(tir_tensor_dtype(out), rank, dims);
+    tir_tensor *r2 = tir_tensor_new(tir_tensor_dtype(ref), rank, dims);
+    if (o2 && r2) {
+        for (int64_t i = 0; i < n; i++) {
+            double o = tir_tensor_get(out, i), r = tir_tensor_get(ref, i);
+            tir_tensor_set(o2, i, isnan(r) ? 0 : o);
+            tir_tensor_set(r2, i, isnan(r) ? 0 : r);
+        }
+        e = tir_rel_error(o2, r2);
+    }
+    tir_tensor_free(o2);
+    tir_tensor_free(r2);
+    return e;
 }
 
 /* kernel counts per program (constant shapes), for the table at the end */
@@ -173,7 +221,7 @@ static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbo
     double worst = 0, tol = 0;
     bool ok = true;
     for (int i = 0; i < nres; i++) {
-        double e = tir_rel_error(out[i], ref[i]);
+        double e = rel_error_nan(out[i], ref[i]);
         double t = tir_tolerance(tir_tensor_dtype(ref[i]), pr->reduces);
         if (isnan(e) || e > t) {
             if (ok) worst = e, tol = t;
@@ -226,6 +274,21 @@ int main(int argc, char **argv) {
             run_case(pi, dts[t], 1000, 64, true);
             if (!quick) run_case(pi, dts[t], 16384, 64, false);
         }
+    /* empty rows (D = 0; colsum: the reduced axis N = 0), constant and symbolic: reductions
+     * write their identity and the results that use them are written */
+    for (int pi = 0; pi < NPROGS; pi++) {
+        const char *nm = progs[pi].name;
+        bool colsum = strcmp(nm, "colsum") == 0;
+        if (!colsum && strcmp(nm, "rowstats") != 0 && strcmp(nm, "softmax") != 0) continue;
+        for (int t = 0; t < 2; t++) {
+            for (int r = 0; r < 3; r++) run_case(pi, dts[t], rows[r], 0, false);
+            run_case(pi, dts[t], 7, 0, true);
+            if (colsum) {
+                run_case(pi, dts[t], 0, 64, false);
+                run_case(pi, dts[t], 0, 4097, true);
+            }
+        }
+    }
     /* the anchor shapes' rows, at full size where the interpreter keeps up */
     if (!quick) {
         run_case(0, "bf16", 16384, 4096, false);
