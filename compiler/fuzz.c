@@ -1257,8 +1257,10 @@ static tir_func *gen_func(gen *g, const char *name, int kind) {
 
 static bool is_grad_def(const tir_func *f) { return f->grad_of && f->nres == 0; }
 
-static tir_status generate(tir_context *ctx, uint64_t seed, uint64_t index, int max_ops,
-                           tir_module **out, tir_bindings *dims, unsigned long *counts, tir_diag *d) {
+static int64_t index_bound(const tir_func *f, const tir_value *v, const tir_bindings *b, int depth);
+
+static tir_status generate_once(tir_context *ctx, uint64_t seed, uint64_t index, int max_ops,
+                                tir_module **out, tir_bindings *dims, unsigned long *counts, tir_diag *d) {
     *out = NULL;
     memset(dims, 0, sizeof *dims);
     gen *g = calloc(1, sizeof *g);
@@ -1319,6 +1321,42 @@ fail:
 done:
     if (g->m) tir_module_free(g->m);
     free(g);
+    return st;
+}
+
+/* does some non-empty integer parameter of @main index only a 0-sized dim (take over an empty
+ * axis)? Such a program has no valid inputs. */
+static bool has_unsatisfiable_index(const tir_module *m, const tir_bindings *dims) {
+    const tir_func *f = tir_module_find(m, "main");
+    if (!f) return false;
+    for (int i = 0; i < f->nparams; i++) {
+        const tir_value *p = f->params[i];
+        if (!tir_dtype_is_int(p->type.dtype)) continue;
+        bool empty = false;
+        for (int j = 0; j < p->type.rank; j++) empty |= eval_dim(dims, p->type.dims[j]) == 0;
+        if (!empty && index_bound(f, p, dims, 0) == 0) return true;
+    }
+    return false;
+}
+
+/* A program index whose generation fails (every attempt rejected, or a program with no valid
+ * inputs) is not a compiler bug: generate again from other sub-seeds of the index. The first
+ * attempt uses the index itself, so programs that generate at once are unchanged. */
+static tir_status generate(tir_context *ctx, uint64_t seed, uint64_t index, int max_ops,
+                           tir_module **out, tir_bindings *dims, unsigned long *counts, tir_diag *d) {
+    tir_status st = TIR_OK;
+    for (uint64_t sub = 0; sub < 64; sub++) {
+        uint64_t ix = sub ? mix64(index ^ mix64(sub * 0x2545f4914f6cdd1dull)) : index;
+        st = generate_once(ctx, seed, ix, max_ops, out, dims, counts, d);
+        if (st != TIR_OK && st != TIR_ERR_INTERNAL) return st; /* out of memory */
+        if (st == TIR_OK && !has_unsatisfiable_index(*out, dims)) return TIR_OK;
+        if (st == TIR_OK) {
+            tir_module_free(*out);
+            *out = NULL;
+            st = tir_diag_set(d, TIR_ERR_INTERNAL, NULL, NOLOC,
+                              "the generator built no valid module: an index over an empty axis");
+        }
+    }
     return st;
 }
 

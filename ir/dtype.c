@@ -165,7 +165,7 @@ float tir_f16_bits_to_f32(uint16_t h) { return (float)decode_ieee(h, &F16); }
 
 static double round_int(double v, double lo, double hi) {
     if (isnan(v)) return 0;
-    v = trunc(v);
+    v = trunc(v) + 0.0; /* an integer has no -0: trunc(-0.5) and -5 * 0 are +0 */
     return v < lo ? lo : v > hi ? hi : v;
 }
 

@@ -8,7 +8,8 @@
  *            result dtype, as the interpreter); movement ops and max/min/mean/sum reductions of
  *            a full() with constant extents -> full()
  *   identity x+0 0+x x-0 x*1 1*x x/1 pow(x,1) (for floats x+(-0) and (-0)+x: x+0 is +0 for x=-0) and(x,true) or(x,false) (identity elements per op,
- *            sides from TIR_F_COMMUTATIVE); f(x,x) -> x for TIR_F_IDEMPOTENT; neg(neg(x));
+ *            sides from TIR_F_COMMUTATIVE); f(x,x) -> x for TIR_F_IDEMPOTENT; neg(neg(x)) for floats
+ *            (integer neg saturates);
  *            cast/reshape/broadcast to x's own type, identity transpose, full-range slice,
  *            one-operand concat, where(c,x,x), where(const,...), reshape(reshape(x))
  *   absorb   x*0 and x-x -> 0 for integers only (for floats x*0 is NaN for inf/NaN x);
@@ -145,7 +146,9 @@ static tir_value *identity(const tir_op *op, tir_value *const *in) {
         return NULL;
     }
     switch (op->code) {
-    case TIR_OP_NEG:
+    case TIR_OP_NEG: /* not for integers: neg saturates (neg of a u8 is 0, of INT32_MIN is INT32_MAX) */
+        if (!tir_dtype_is_float(op->out[0]->type.dtype) || !tir_dtype_is_float(in[0]->type.dtype))
+            return NULL;
         return in[0]->def && in[0]->def->code == TIR_OP_NEG ? same_type(in[0]->def->in[0], op) : NULL;
     case TIR_OP_CAST:
     case TIR_OP_RESHAPE:
