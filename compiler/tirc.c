@@ -501,6 +501,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
 static int make_args(const run_opts *o, const tir_func *f, tir_tensor **args) {
     tir_bindings b = {0};
     bool given[1024] = {0};
+    const char *given_as[1024] = {0}; /* the --in NAME=PATH text, for messages */
     char pn[32], ts[256], what[512];
     if (f->nparams > (int)(sizeof given / sizeof given[0])) return user_err("too many parameters");
     for (int k = 0; k < o->nin; k++) {
@@ -522,6 +523,7 @@ static int make_args(const run_opts *o, const tir_func *f, tir_tensor **args) {
         }
         if (given[pi]) return user_err("--in %.*s is given twice", (int)nl, o->in[k].name);
         given[pi] = true;
+        given_as[pi] = o->in[k].name;
         const tir_value *p = f->params[pi];
         type_str(&p->type, ts, sizeof ts);
         snprintf(what, sizeof what, "--in %s", o->in[k].name);
@@ -550,11 +552,30 @@ static int make_args(const run_opts *o, const tir_func *f, tir_tensor **args) {
         if (tir_tensor_rank(t) != p->type.rank)
             return user_err("%s: the file holds %s, parameter %%%s is %s (rank %d, not %d)", what, got,
                             param_name(p, pn, sizeof pn), ts, p->type.rank, tir_tensor_rank(t));
-        for (int r = 0; r < p->type.rank; r++) {
-            char err[256];
-            if (tir_dim_bind(p->type.dims[r], tir_tensor_dim(t, r), &b, err, sizeof err) != TIR_OK)
-                return user_err("%s: the file holds %s, parameter %%%s is %s: dim %d: %s", what, got,
-                                param_name(p, pn, sizeof pn), ts, r, err);
+    }
+    /* bind every given input's dims together, to a fixed point, so that the order of the
+     * parameters never matters (f32[N*N] before f32[N]) */
+    {
+        const tir_type *types[sizeof given / sizeof given[0]];
+        int64_t store[sizeof given / sizeof given[0]][TIR_MAX_RANK];
+        const int64_t *sizes[sizeof given / sizeof given[0]];
+        int which[sizeof given / sizeof given[0]], n = 0;
+        for (int i = 0; i < f->nparams; i++) {
+            if (!given[i]) continue;
+            types[n] = &f->params[i]->type;
+            for (int r = 0; r < f->params[i]->type.rank; r++) store[n][r] = tir_tensor_dim(args[i], r);
+            sizes[n] = store[n];
+            which[n++] = i;
+        }
+        int bp = 0, bd = 0;
+        char err[256];
+        if (n && tir_bind_params(n, types, sizes, &b, &bp, &bd, err, sizeof err) != TIR_OK) {
+            const tir_value *p = f->params[which[bp]];
+            char got[256];
+            type_str(&p->type, ts, sizeof ts);
+            shape_str(args[which[bp]], got, sizeof got);
+            return user_err("--in %s: the file holds %s, parameter %%%s is %s: dim %d: %s",
+                            given_as[which[bp]], got, param_name(p, pn, sizeof pn), ts, bd, err);
         }
     }
     for (int k = 0; k < o->ndim; k++) {

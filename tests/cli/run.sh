@@ -197,4 +197,17 @@ has "which function lists them" "$err" "@emb"
 expect 2 "unknown option" "$tirc" run "$T/axpy.tir" --frob
 expect 2 "no file" "$tirc" run --func axpy
 expect 2 "unknown stage" "$tirc" run "$T/axpy.tir" --func axpy --after nope
+
+# --in binds symbols whatever the parameters' order: f32[N*N] comes before f32[N]
+cat >"$T/nn.tir" <<'TIR'
+func @f(%a: f32[N*N], %b: f32[N]) -> f32[] {
+  %s = add(sum(%a), sum(%b))
+  return %s
+}
+TIR
+expect 0 "random inputs for N*N before N" "$tirc" run "$T/nn.tir" --func f --dim N=3 --out "$T/nn1" --save-inputs
+expect 0 "--in binds N*N before N" "$tirc" run "$T/nn.tir" --func f --in a="$T/nn1/in_a.npy" \
+  --in b="$T/nn1/in_b.npy" --out "$T/nn2"
+cmp -s "$T/nn1/out0.npy" "$T/nn2/out0.npy" && ok "replayed N*N-first run gives the same result" ||
+  bad "replayed N*N-first run differs"
 finish
