@@ -152,6 +152,14 @@ LLVMValueRef cgm_cos(cg *g, LLVMValueRef x);
 LLVMValueRef cgm_erf1p(cg *g, LLVMValueRef x); /* 1 + erf(x), accurate for x < 0 too */
 LLVMValueRef cgm_pow(cg *g, LLVMValueRef x, LLVMValueRef y);
 
+/* ---- elementwise.c: one elementwise op on compute values, shared with fused.c's regions.
+ * Floats in f32 (f64 for f64), not yet rounded to the result dtype; ints in i64, saturating;
+ * NULL when the op has no lowering for that kind of dtype. */
+LLVMValueRef cg_float_op(cg *g, const tir_op *op, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_int_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_to_i64(cg *g, tir_dtype t, LLVMValueRef cv); /* int compute value -> i64 */
+LLVMValueRef cg_compare(cg *g, tir_opcode code, tir_dtype t, LLVMValueRef a, LLVMValueRef b); /* i1 */
+
 /* ---- the lowerings: each builds its kernel in g (or sets alias_of) ---- */
 tir_status cg_lower_elementwise(cg *g, const char *name);
 tir_status cg_lower_reduce(cg *g, const char *name);

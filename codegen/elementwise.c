@@ -20,9 +20,9 @@
 
 static LLVMValueRef fconst(LLVMValueRef like, double v) { return LLVMConstReal(LLVMTypeOf(like), v); }
 
-static LLVMValueRef gelu(cg *g, LLVMValueRef x) {
+static LLVMValueRef gelu(cg *g, const tir_op *op, LLVMValueRef x) {
     LLVMBuilderRef B = g->B;
-    if (strcmp(tir_attr_str(g->op, "approximate", "none"), "tanh") == 0) {
+    if (strcmp(tir_attr_str(op, "approximate", "none"), "tanh") == 0) {
         /* 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), as x / (1 + e^{-2u}): the
          * same function without 1 + tanh's cancellation for x < 0 */
         LLVMValueRef x3 = LLVMBuildFMul(B, LLVMBuildFMul(B, x, x, ""), x, "");
@@ -35,7 +35,8 @@ static LLVMValueRef gelu(cg *g, LLVMValueRef x) {
     return LLVMBuildFMul(B, LLVMBuildFMul(B, fconst(x, 0.5), x, ""), cgm_erf1p(g, z), "");
 }
 
-static LLVMValueRef float_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRef b) {
+LLVMValueRef cg_float_op(cg *g, const tir_op *op, LLVMValueRef a, LLVMValueRef b) {
+    tir_opcode code = op->code;
     LLVMBuilderRef B = g->B;
     switch (code) {
     case TIR_OP_NEG: return LLVMBuildFNeg(B, a, "");
@@ -56,7 +57,7 @@ static LLVMValueRef float_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRe
                                         cg_is_nan(g, a), "");
         return LLVMBuildSelect(B, keep, a, fconst(a, 0), "");
     }
-    case TIR_OP_GELU: return gelu(g, a);
+    case TIR_OP_GELU: return gelu(g, op, a);
     case TIR_OP_SIN: return cgm_sin(g, a);
     case TIR_OP_COS: return cgm_cos(g, a);
     case TIR_OP_ADD: return LLVMBuildFAdd(B, a, b, "");
@@ -77,7 +78,7 @@ static LLVMValueRef float_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRe
 
 /* ---------------------------------------------------------------- ints (as i64) */
 
-static LLVMValueRef int_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRef b) {
+LLVMValueRef cg_int_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRef b) {
     LLVMBuilderRef B = g->B;
     LLVMValueRef zero = cg_i64(g, 0);
     switch (code) {
@@ -113,12 +114,12 @@ static LLVMValueRef int_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRef 
     }
 }
 
-static LLVMValueRef to_i64(cg *g, tir_dtype t, LLVMValueRef cv) {
+LLVMValueRef cg_to_i64(cg *g, tir_dtype t, LLVMValueRef cv) {
     if (t == TIR_I64) return cv;
     return t == TIR_U8 ? LLVMBuildZExt(g->B, cv, g->t_i64, "") : LLVMBuildSExt(g->B, cv, g->t_i64, "");
 }
 
-static LLVMValueRef compare(cg *g, tir_opcode code, tir_dtype t, LLVMValueRef a, LLVMValueRef b) {
+LLVMValueRef cg_compare(cg *g, tir_opcode code, tir_dtype t, LLVMValueRef a, LLVMValueRef b) {
     if (tir_dtype_is_float(t)) {
         LLVMRealPredicate p = code == TIR_OP_EQ ? LLVMRealOEQ : code == TIR_OP_NE ? LLVMRealUNE
                               : code == TIR_OP_LT ? LLVMRealOLT : code == TIR_OP_LE ? LLVMRealOLE
@@ -152,9 +153,9 @@ static LLVMValueRef apply(cg *g, LLVMValueRef *sv) {
                                               : LLVMBuildOr(B, a, b, "");
         return cg_narrow(g, TIR_BOOL, r);
     }
-    if (fl & TIR_F_COMPARE) return cg_narrow(g, TIR_BOOL, compare(g, code, dt, a, b));
+    if (fl & TIR_F_COMPARE) return cg_narrow(g, TIR_BOOL, cg_compare(g, code, dt, a, b));
     if (tir_dtype_is_float(dt)) {
-        LLVMValueRef r = float_op(g, code, a, b);
+        LLVMValueRef r = cg_float_op(g, op, a, b);
         if (!r) {
             cg_fail(g, TIR_ERR_UNSUPPORTED, "codegen: %s has no float lowering", tir_ops[code].name);
             return LLVMGetPoison(cg_stype(g, odt));
@@ -162,7 +163,7 @@ static LLVMValueRef apply(cg *g, LLVMValueRef *sv) {
         return cg_narrow(g, odt, r);
     }
     if (tir_dtype_is_int(dt)) {
-        LLVMValueRef r = int_op(g, code, to_i64(g, dt, a), b ? to_i64(g, dt, b) : NULL);
+        LLVMValueRef r = cg_int_op(g, code, cg_to_i64(g, dt, a), b ? cg_to_i64(g, dt, b) : NULL);
         if (!r) {
             cg_fail(g, TIR_ERR_UNSUPPORTED, "codegen: %s is not defined on %s", tir_ops[code].name,
                     tir_dtype_name(dt));

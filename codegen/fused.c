@@ -168,56 +168,6 @@ static LLVMValueRef const_of(cg *g, tir_dtype dt, double v) {
     return LLVMConstInt(cg_ctype(g, dt), (unsigned long long)(long long)v, 1);
 }
 
-static LLVMValueRef float_op(cg *g, const tir_op *op, LLVMValueRef a, LLVMValueRef b) {
-    LLVMBuilderRef B = g->B;
-    switch (op->code) {
-    case TIR_OP_NEG: return LLVMBuildFNeg(B, a, "");
-    case TIR_OP_ABS: return cg_intr1(g, "llvm.fabs", a);
-    case TIR_OP_EXP: return cgm_exp(g, a);
-    case TIR_OP_LOG: return cgm_log(g, a);
-    case TIR_OP_SQRT: return cg_intr1(g, "llvm.sqrt", a);
-    case TIR_OP_RSQRT: return LLVMBuildFDiv(B, fconst(a, 1.0), cg_intr1(g, "llvm.sqrt", a), "");
-    case TIR_OP_RECIP: return LLVMBuildFDiv(B, fconst(a, 1.0), a, "");
-    case TIR_OP_TANH: return cgm_tanh(g, a);
-    case TIR_OP_SIGMOID:
-        return LLVMBuildFDiv(B, fconst(a, 1.0),
-                             LLVMBuildFAdd(B, fconst(a, 1.0), cgm_exp(g, LLVMBuildFNeg(B, a, "")), ""), "");
-    case TIR_OP_SILU:
-        return LLVMBuildFDiv(B, a, LLVMBuildFAdd(B, fconst(a, 1.0), cgm_exp(g, LLVMBuildFNeg(B, a, "")), ""), "");
-    case TIR_OP_RELU: {
-        LLVMValueRef keep = LLVMBuildOr(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fconst(a, 0), ""),
-                                        cg_is_nan(g, a), "");
-        return LLVMBuildSelect(B, keep, a, fconst(a, 0), "");
-    }
-    case TIR_OP_GELU:
-        if (strcmp(tir_attr_str(op, "approximate", "none"), "tanh") == 0) {
-            /* x / (1 + e^{-2u}), u = sqrt(2/pi)(x + 0.044715 x^3): 0.5x(1 + tanh u) without the
-             * cancellation of 1 + tanh for x < 0 (as codegen/elementwise.c) */
-            LLVMValueRef x3 = LLVMBuildFMul(B, LLVMBuildFMul(B, a, a, ""), a, "");
-            LLVMValueRef u = LLVMBuildFAdd(B, a, LLVMBuildFMul(B, fconst(a, 0.044715), x3, ""), "");
-            u = LLVMBuildFMul(B, fconst(a, -2 * 0.7978845608028654), u, "");
-            return LLVMBuildFDiv(B, a, LLVMBuildFAdd(B, fconst(a, 1.0), cgm_exp(g, u), ""), "");
-        } else {
-            LLVMValueRef z = LLVMBuildFMul(B, a, fconst(a, 0.7071067811865476), "");
-            return LLVMBuildFMul(B, LLVMBuildFMul(B, fconst(a, 0.5), a, ""), cgm_erf1p(g, z), "");
-        }
-    case TIR_OP_SIN: return cgm_sin(g, a);
-    case TIR_OP_COS: return cgm_cos(g, a);
-    case TIR_OP_ADD: return LLVMBuildFAdd(B, a, b, "");
-    case TIR_OP_SUB: return LLVMBuildFSub(B, a, b, "");
-    case TIR_OP_MUL: return LLVMBuildFMul(B, a, b, "");
-    case TIR_OP_DIV: return LLVMBuildFDiv(B, a, b, "");
-    case TIR_OP_POW: return cgm_pow(g, a, b);
-    case TIR_OP_MAXIMUM:
-    case TIR_OP_MINIMUM: {
-        LLVMValueRef pick = LLVMBuildFCmp(B, op->code == TIR_OP_MAXIMUM ? LLVMRealOGT : LLVMRealOLT, a, b, "");
-        LLVMValueRef r = LLVMBuildSelect(B, pick, a, b, "");
-        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealUNO, a, b, ""), fconst(a, NAN), r, "");
-    }
-    default: return NULL;
-    }
-}
-
 static bool is16(tir_dtype t) { return t == TIR_BF16 || t == TIR_F16; }
 
 /* e^x in f32 through the MUFU's ex2.approx (non-ftz: subnormal results kept): x*log2(e) split
@@ -247,7 +197,7 @@ static LLVMValueRef fast_exp(cg *g, LLVMValueRef x) {
  * paths (fast_exp, rcp.approx with 1 ulp) instead of the f32-exact polynomial and IEEE
  * division, which made SwiGLU issue-bound (about 60 instructions an element). sigmoid uses
  * t = e^-|a| in (0, 1], so 1 + t is in [1, 2] (the reciprocal never sees an overflowed
- * e^-a) and sigmoid(a) = a >= 0 ? 1/(1+t) : t/(1+t). NULL: no fast form, use float_op. */
+ * e^-a) and sigmoid(a) = a >= 0 ? 1/(1+t) : t/(1+t). NULL: no fast form, use cg_float_op. */
 static LLVMValueRef fast16_op(cg *g, tir_opcode code, LLVMValueRef a) {
     LLVMBuilderRef B = g->B;
     if (LLVMTypeOf(a) != g->t_f32) return NULL;
@@ -259,63 +209,6 @@ static LLVMValueRef fast16_op(cg *g, tir_opcode code, LLVMValueRef a) {
     LLVMValueRef neg = LLVMBuildFCmp(B, LLVMRealOLT, a, fconst(a, 0.0), "");
     LLVMValueRef sig = LLVMBuildSelect(B, neg, LLVMBuildFMul(B, t, s, ""), s, "");
     return code == TIR_OP_SILU ? LLVMBuildFMul(B, a, sig, "") : sig;
-}
-
-/* ints compute in i64, saturating, and saturate once to the result dtype (the interpreter's
- * rule, as codegen/elementwise.c): x / 0 = 0, division truncates, INT64_MIN / -1 saturates */
-static LLVMValueRef int_op(cg *g, tir_opcode code, LLVMValueRef a, LLVMValueRef b) {
-    LLVMBuilderRef B = g->B;
-    LLVMValueRef zero = cg_i64(g, 0);
-    switch (code) {
-    case TIR_OP_MUL: {
-        LLVMTypeRef t = g->t_i64;
-        LLVMValueRef args[2] = {a, b};
-        LLVMTypeRef rt = LLVMStructTypeInContext(g->C, (LLVMTypeRef[]){t, g->t_i1}, 2, 0);
-        LLVMValueRef r = cg_intr(g, "llvm.smul.with.overflow", rt, 1, &t, 2, args);
-        LLVMValueRef neg = LLVMBuildICmp(B, LLVMIntSLT, LLVMBuildXor(B, a, b, ""), zero, "");
-        LLVMValueRef sat = LLVMBuildSelect(B, neg, cg_i64(g, INT64_MIN), cg_i64(g, INT64_MAX), "");
-        return LLVMBuildSelect(B, LLVMBuildExtractValue(B, r, 1, ""), sat, LLVMBuildExtractValue(B, r, 0, ""), "");
-    }
-    case TIR_OP_DIV: {
-        LLVMValueRef bz = LLVMBuildICmp(B, LLVMIntEQ, b, zero, "");
-        LLVMValueRef ovf = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntEQ, a, cg_i64(g, INT64_MIN), ""),
-                                        LLVMBuildICmp(B, LLVMIntEQ, b, cg_i64(g, -1), ""), "");
-        LLVMValueRef safe = LLVMBuildSelect(B, LLVMBuildOr(B, bz, ovf, ""), cg_i64(g, 1), b, "");
-        LLVMValueRef q = LLVMBuildSelect(B, ovf, cg_i64(g, INT64_MAX), LLVMBuildSDiv(B, a, safe, ""), "");
-        return LLVMBuildSelect(B, bz, zero, q, "");
-    }
-    case TIR_OP_NEG: return cg_intr2(g, "llvm.ssub.sat", zero, a);
-    case TIR_OP_ABS:
-        return LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, a, zero, ""),
-                               cg_intr2(g, "llvm.ssub.sat", zero, a), a, "");
-    case TIR_OP_RELU: return cg_smax(g, a, zero);
-    case TIR_OP_ADD: return cg_intr2(g, "llvm.sadd.sat", a, b);
-    case TIR_OP_SUB: return cg_intr2(g, "llvm.ssub.sat", a, b);
-    case TIR_OP_MAXIMUM: return cg_smax(g, a, b);
-    case TIR_OP_MINIMUM: return cg_smin(g, a, b);
-    default: return NULL;
-    }
-}
-
-static LLVMValueRef to_i64(cg *g, tir_dtype t, LLVMValueRef cv) {
-    if (t == TIR_I64) return cv;
-    return t == TIR_U8 ? LLVMBuildZExt(g->B, cv, g->t_i64, "") : LLVMBuildSExt(g->B, cv, g->t_i64, "");
-}
-
-static LLVMValueRef compare(cg *g, tir_opcode code, tir_dtype t, LLVMValueRef a, LLVMValueRef b) {
-    if (tir_dtype_is_float(t)) {
-        LLVMRealPredicate p = code == TIR_OP_EQ ? LLVMRealOEQ : code == TIR_OP_NE ? LLVMRealUNE
-                              : code == TIR_OP_LT ? LLVMRealOLT : code == TIR_OP_LE ? LLVMRealOLE
-                              : code == TIR_OP_GT ? LLVMRealOGT : LLVMRealOGE;
-        return LLVMBuildFCmp(g->B, p, a, b, "");
-    }
-    bool u = t == TIR_U8 || t == TIR_BOOL;
-    LLVMIntPredicate p = code == TIR_OP_EQ ? LLVMIntEQ : code == TIR_OP_NE ? LLVMIntNE
-                         : code == TIR_OP_LT ? (u ? LLVMIntULT : LLVMIntSLT)
-                         : code == TIR_OP_LE ? (u ? LLVMIntULE : LLVMIntSLE)
-                         : code == TIR_OP_GT ? (u ? LLVMIntUGT : LLVMIntSGT)
-                                             : (u ? LLVMIntUGE : LLVMIntSGE);
-    return LLVMBuildICmp(g->B, p, a, b, "");
 }
 
 /* one lane of an elementwise member: operands' compute values -> the result's */
@@ -332,13 +225,13 @@ static LLVMValueRef scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
         return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
                : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
                                     : LLVMBuildOr(g->B, a[0], a[1], "");
-    if (fl & TIR_F_COMPARE) return compare(g, code, dt, a[0], a[1]);
+    if (fl & TIR_F_COMPARE) return cg_compare(g, code, dt, a[0], a[1]);
     LLVMValueRef r = NULL;
     if (tir_dtype_is_float(dt)) {
         if (is16(odt) && (r = fast16_op(g, code, a[0]))) return round_to(g, odt, r);
-        if ((r = float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return round_to(g, odt, r);
+        if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return round_to(g, odt, r);
     } else if (tir_dtype_is_int(dt)) {
-        r = int_op(g, code, to_i64(g, dt, a[0]), op->nin > 1 ? to_i64(g, dt, a[1]) : NULL);
+        r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);
         if (r) return cg_cast(g, TIR_I64, r, odt);
     }
     cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s on %s", tir_ops[code].name, tir_dtype_name(dt));
