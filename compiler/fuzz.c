@@ -926,10 +926,19 @@ static bool fam_composite(gen *g) {
             hk = rp(&g->r, 50) ? hq : K(g, 1);
         }
         if (!q) return false;
+        /* A causal query row with no key to see (S < T) is NaN by definition (softmax of all
+         * -inf, as PyTorch), and so is every gradient through it, even where the loss ignores the
+         * row: finite differences cannot agree there. Causal programs get S >= T (q's own T). */
+        bool has_causal = rp(&g->r, 50), causal = has_causal && rp(&g->r, 70);
+        if (causal) {
+            const tir_dim *tq = q->type.dims[2];
+            s = rp(&g->r, 50) ? tq : tir_dim_add(g->c, tq, K(g, 1 + rn(&g->r, 3)));
+            if (!s) return false;
+        }
         const tir_dim *kd[4] = {b, hk, s, dd}, *vd[4] = {b, hk, s, dv};
         tir_value *in[3] = {q, new_param(g, q->type.dtype, 4, kd), new_param(g, q->type.dtype, 4, vd)};
         if (!in[1] || !in[2]) return false;
-        if (rp(&g->r, 50)) a[na++] = tir_a_bool("causal", rp(&g->r, 70));
+        if (has_causal) a[na++] = tir_a_bool("causal", causal);
         if (rp(&g->r, 30)) a[na++] = tir_a_float("scale", 0.25 + runit(&g->r));
         return emit1(g, TIR_OP_ATTENTION, 3, in, na, a) != NULL;
     }
