@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tir.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -263,28 +264,13 @@ START_TEST(test_rmsnorm_layernorm) {
 }
 END_TEST
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 START_TEST(test_rmsnorm_matches_example) {
     /* examples/rmsnorm.tir writes rmsnorm with core ops and with the composite: the same bits */
     const char *dir = getenv("TIR_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/examples/rmsnorm.tir", dir ? dir : ".");
-    char *src = read_text(path);
+    char *src = tu_read_file(path);
     ck_assert_msg(src != NULL, "cannot read %s", path);
     tir_module *m = parse(src);
     free(src);

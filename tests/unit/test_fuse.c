@@ -14,6 +14,7 @@
 
 #include "passes.h"
 #include "pipeline.h"
+#include "testutil.h"
 
 static tir_context *ctx;
 static void setup(void) { ctx = tir_context_create(); }
@@ -28,6 +29,12 @@ static double urand(void) {
     return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
 }
 
+static char *read_example(const char *name) {
+    char *s = tu_read_source("examples", name);
+    ck_assert_msg(s != NULL, "cannot read examples/%s", name);
+    return s;
+}
+
 static tir_module *parse(const char *src) {
     tir_module *m = NULL;
     tir_diag d;
@@ -36,26 +43,7 @@ static tir_module *parse(const char *src) {
     return m;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
 
-static char *read_example(const char *name) {
-    const char *dir = getenv("TIR_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/examples/%s", dir ? dir : ".", name);
-    return read_file(path);
-}
 
 /* the module as the compiler has it when fuse runs: after decompose and its cleanup */
 static void lower(tir_module *m) {
@@ -622,7 +610,8 @@ START_TEST(test_fuse_goldens) {
         if (strncmp(e->d_name, "fuse_", 5) != 0 || len < 4 || strcmp(e->d_name + len - 4, ".tir") != 0) continue;
         char path[8192];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        char *src = read_file(path);
+        char *src = tu_read_file(path);
+        ck_assert_msg(src != NULL, "cannot read %s", path);
         if (!strstr(src, "# RUN: print --after fuse\n")) {
             free(src);
             continue;

@@ -15,6 +15,7 @@
 #include "fused.h"
 #include "passes.h"
 #include "pipeline.h"
+#include "testutil.h"
 
 static char ptxas[4096];
 static bool have_ptxas;
@@ -91,21 +92,6 @@ static void check_module(tir_context *ctx, const char *label, const char *src) {
     tir_module_free(m);
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 static const char *srcdir(void) {
     const char *s = getenv("TIR_SOURCE_DIR");
@@ -125,7 +111,7 @@ START_TEST(examples) {
         if (n < 5 || strcmp(e->d_name + n - 4, ".tir") != 0) continue;
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        char *src = read_text(path);
+        char *src = tu_read_file(path);
         ck_assert(src != NULL);
         check_module(ctx, e->d_name, src);
         free(src);
@@ -183,7 +169,7 @@ START_TEST(rmsnorm_one_kernel) {
     tir_context *ctx = tir_context_create();
     char path[1024];
     snprintf(path, sizeof path, "%s/examples/rmsnorm.tir", srcdir());
-    char *src = read_text(path);
+    char *src = tu_read_file(path);
     ck_assert(src != NULL);
     static const char *const funcs[] = {"rmsnorm", "rmsnorm_op"};
     for (int i = 0; i < 2; i++) {

@@ -12,6 +12,7 @@
 
 #include "gradcheck.h"
 #include "passes.h"
+#include "testutil.h"
 
 static tir_context *ctx;
 static void setup(void) { ctx = tir_context_create(); }
@@ -514,27 +515,12 @@ END_TEST
 
 /* ---------------------------------------------------------------- training */
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 START_TEST(test_train_mlp) {
     const char *dir = getenv("TIR_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/examples/train_mlp.tir", dir ? dir : ".");
-    char *src = read_file(path);
+    char *src = tu_read_file(path);
     ck_assert_msg(src != NULL, "cannot read %s", path);
     tir_module *m = parse(src);
     free(src);

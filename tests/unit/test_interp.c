@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "tir.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -1058,28 +1059,13 @@ START_TEST(test_too_large) {
 }
 END_TEST
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 START_TEST(test_mlp_example) {
     /* examples/mlp.tir at B=8: an 8x2048 by 4096x2048 linear, checked on two rows */
     const char *dir = getenv("TIR_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/examples/mlp.tir", dir ? dir : ".");
-    char *src = read_text(path);
+    char *src = tu_read_file(path);
     ck_assert_msg(src != NULL, "cannot read %s", path);
     tir_module *m = parse(src);
     free(src);

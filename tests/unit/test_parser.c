@@ -9,6 +9,7 @@
 
 #include "frontend.h"
 #include "ir.h"
+#include "testutil.h"
 
 static tir_context *ctx;
 
@@ -41,20 +42,6 @@ static void parse_err_n(const char *src, size_t len, int line, int col, const ch
 }
 static void parse_err(const char *src, int line, int col, const char *sub) { parse_err_n(src, strlen(src), line, col, sub); }
 
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    ck_assert_ptr_nonnull(buf);
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    fclose(f);
-    buf[got] = 0;
-    if (n) *n = got;
-    return buf;
-}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(a, b); }
 
@@ -105,7 +92,7 @@ START_TEST(goldens_parse_as_expected) {
     ck_assert_int_ge(n, 30);
     int nerr = 0;
     for (int i = 0; i < n; i++) {
-        char *src = read_all(paths[i], NULL);
+        char *src = tu_read_file_len(paths[i], NULL);
         ck_assert_ptr_nonnull(src);
         char expect[1024] = "";
         const char *e = strstr(src, "\n# EXPECT-ERROR: ");
@@ -621,7 +608,7 @@ START_TEST(mutations_never_crash) {
     int failures = 0;
     for (int i = 0; i < n; i++) {
         size_t len;
-        char *src = read_all(paths[i], &len);
+        char *src = tu_read_file_len(paths[i], &len);
         ck_assert_ptr_nonnull(src);
         char *buf = malloc(len + 64);
         ck_assert_ptr_nonnull(buf);

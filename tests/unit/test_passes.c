@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "passes.h"
+#include "testutil.h"
 
 static tir_context *ctx;
 static void setup(void) { ctx = tir_context_create(); }
@@ -32,21 +33,11 @@ static tir_module *parse(const char *src) {
 }
 
 static char *read_example(const char *name) {
-    const char *dir = getenv("TIR_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/examples/%s", dir ? dir : ".", name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), n);
-    s[n] = 0;
-    fclose(f);
+    char *s = tu_read_source("examples", name);
+    ck_assert_msg(s != NULL, "cannot read examples/%s", name);
     return s;
 }
+
 
 typedef tir_status (*pass_fn)(tir_module *, tir_diag *);
 

@@ -9,6 +9,7 @@
 
 #include "frontend.h"
 #include "ir.h"
+#include "testutil.h"
 
 static tir_context *ctx;
 
@@ -46,19 +47,6 @@ static char *print_stable(const tir_module *m) {
     return p1;
 }
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    ck_assert_ptr_nonnull(buf);
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    fclose(f);
-    buf[got] = 0;
-    return buf;
-}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(a, b); }
 
@@ -86,7 +74,7 @@ static int round_trip_dir(const char *sub) {
     static char paths[256][1024];
     int n = list_tir(sub, paths, 256), done = 0;
     for (int i = 0; i < n; i++) {
-        char *src = read_all(paths[i]);
+        char *src = tu_read_file(paths[i]);
         ck_assert_ptr_nonnull(src);
         bool expect_error = strstr(src, "\n# EXPECT-ERROR:") != NULL;
         free(src);
