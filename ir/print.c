@@ -161,9 +161,15 @@ static void fmt_literal(char *buf, size_t n, double v, tir_dtype dt) {
     fmt_double(buf, n, v, true);
 }
 
-static void put_type(sbuf *b, const tir_type *t) {
+/* what a snprintf-like printer makes of x: through a small stack buffer, or a heap one when the
+ * text is longer (dims may be long expressions) */
+typedef int (*printer_fn)(const void *x, char *buf, size_t n);
+static int type_printer(const void *x, char *buf, size_t n) { return tir_type_print(x, buf, n); }
+static int dim_printer(const void *x, char *buf, size_t n) { return tir_dim_print(x, buf, n); }
+
+static void put_printed(sbuf *b, printer_fn print, const void *x) {
     char small[256];
-    int n = tir_type_print(t, small, sizeof small);
+    int n = print(x, small, sizeof small);
     if (n < 0) return;
     if ((size_t)n < sizeof small) {
         sb_putn(b, small, (size_t)n);
@@ -174,28 +180,13 @@ static void put_type(sbuf *b, const tir_type *t) {
         b->oom = true;
         return;
     }
-    tir_type_print(t, big, (size_t)n + 1);
+    print(x, big, (size_t)n + 1);
     sb_putn(b, big, (size_t)n);
     free(big);
 }
 
-static void put_dim(sbuf *b, const tir_dim *d) {
-    char small[128];
-    int n = tir_dim_print(d, small, sizeof small);
-    if (n < 0) return;
-    if ((size_t)n < sizeof small) {
-        sb_putn(b, small, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = true;
-        return;
-    }
-    tir_dim_print(d, big, (size_t)n + 1);
-    sb_putn(b, big, (size_t)n);
-    free(big);
-}
+static void put_type(sbuf *b, const tir_type *t) { put_printed(b, type_printer, t); }
+static void put_dim(sbuf *b, const tir_dim *d) { put_printed(b, dim_printer, d); }
 
 /* length of the valid UTF-8 sequence at p, 0 if there is none (the lexer's rule) */
 static int utf8_len(const unsigned char *p) {
