@@ -37,17 +37,12 @@ static tir_status decompose_func(tir_func *f, tir_diag *d) {
             st = tir_decompose(&b, &tmp, outs);
             if (st == TIR_OK && b.failed) st = tir_rw_fail(d);
         }
-        for (int i = 0; st == TIR_OK && i < op->nout; i++) {
-            if (!outs[i] || !tir_type_equal(&outs[i]->type, &op->out[i]->type)) {
+        for (int i = 0; st == TIR_OK && i < op->nout; i++)
+            if (!outs[i] || !tir_type_equal(&outs[i]->type, &op->out[i]->type))
                 st = tir_diag_set(d, TIR_ERR_INTERNAL, f->module, op->loc,
                                   "decomposition of %s changed its result type",
                                   tir_ops[op->code].name);
-                break;
-            }
-            if (outs[i]->def && !outs[i]->name && outs[i]->func == f)
-                outs[i]->name = op->out[i]->name;
-            st = tir_rw_set(&rw, op->out[i], outs[i]);
-        }
+        if (st == TIR_OK) st = tir_rw_replace(&rw, op, outs);
         free(in);
         free(outs);
     }
@@ -55,14 +50,5 @@ static tir_status decompose_func(tir_func *f, tir_diag *d) {
 }
 
 tir_status tir_pass_decompose(tir_module *m, tir_diag *d) {
-    tir_diag local;
-    if (!d) d = &local;
-    memset(d, 0, sizeof *d);
-    for (int i = 0; i < m->nfuncs; i++) {
-        tir_func *f = m->funcs[i];
-        if (tir_func_bodiless(f) || !has_composite(f)) continue;
-        tir_status st = decompose_func(f, d);
-        if (st != TIR_OK) return st;
-    }
-    return TIR_OK;
+    return tir_rw_each_func(m, has_composite, decompose_func, d);
 }

@@ -28,12 +28,7 @@ static tir_status inline_func(tir_func *f, tir_diag *d) {
         tir_value **outs = malloc(sizeof *outs * (size_t)(op->nout ? op->nout : 1));
         if (!in || !outs) st = tir_diag_set(d, TIR_ERR_OOM, f->module, op->loc, "out of memory");
         else st = tir_rw_inline(f, op->callee, in, outs, false, d);
-        for (int i = 0; st == TIR_OK && i < op->nout; i++) {
-            /* the call's named results keep their names on the values standing for them */
-            if (outs[i]->def && !outs[i]->name && outs[i]->func == f)
-                outs[i]->name = op->out[i]->name;
-            st = tir_rw_set(&rw, op->out[i], outs[i]);
-        }
+        if (st == TIR_OK) st = tir_rw_replace(&rw, op, outs);
         free(in);
         free(outs);
     }
@@ -41,14 +36,5 @@ static tir_status inline_func(tir_func *f, tir_diag *d) {
 }
 
 tir_status tir_pass_inline(tir_module *m, tir_diag *d) {
-    tir_diag local;
-    if (!d) d = &local;
-    memset(d, 0, sizeof *d);
-    for (int i = 0; i < m->nfuncs; i++) {
-        tir_func *f = m->funcs[i];
-        if (tir_func_bodiless(f) || !has_call(f)) continue;
-        tir_status st = inline_func(f, d);
-        if (st != TIR_OK) return st;
-    }
-    return TIR_OK;
+    return tir_rw_each_func(m, has_call, inline_func, d);
 }

@@ -342,6 +342,29 @@ tir_status tir_rw_set(tir_rw *rw, tir_value *old, tir_value *nw) {
     return TIR_OK;
 }
 
+tir_status tir_rw_replace(tir_rw *rw, const tir_op *op, tir_value *const *outs) {
+    for (int i = 0; i < op->nout; i++) {
+        if (outs[i]->def && !outs[i]->name && outs[i]->func == rw->f) outs[i]->name = op->out[i]->name;
+        tir_status st = tir_rw_set(rw, op->out[i], outs[i]);
+        if (st != TIR_OK) return st;
+    }
+    return TIR_OK;
+}
+
+tir_status tir_rw_each_func(tir_module *m, bool (*wants)(const tir_func *f),
+                            tir_status (*rewrite)(tir_func *f, tir_diag *d), tir_diag *d) {
+    tir_diag local;
+    if (!d) d = &local;
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < m->nfuncs; i++) {
+        tir_func *f = m->funcs[i];
+        if (tir_func_bodiless(f) || (wants && !wants(f))) continue;
+        tir_status st = rewrite(f, d);
+        if (st != TIR_OK) return st;
+    }
+    return TIR_OK;
+}
+
 tir_value **tir_rw_operands(const tir_rw *rw, const tir_op *op) {
     tir_value **in = malloc(sizeof *in * (size_t)(op->nin ? op->nin : 1));
     if (!in) return NULL;

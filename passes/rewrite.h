@@ -69,6 +69,9 @@ typedef struct tir_rw {
 tir_status tir_rw_begin(tir_rw *rw, tir_func *f, tir_diag *d);
 tir_value *tir_rw_get(const tir_rw *rw, tir_value *v); /* mapped, or v itself */
 tir_status tir_rw_set(tir_rw *rw, tir_value *old, tir_value *nw);
+/* op's results now stand for outs[0..op->nout): later uses read them, and a new temporary
+ * takes the result's name, so a rewrite keeps the user's names */
+tir_status tir_rw_replace(tir_rw *rw, const tir_op *op, tir_value *const *outs);
 /* op's operands through the map; returns a malloc'd array (NULL on OOM) the caller frees */
 tir_value **tir_rw_operands(const tir_rw *rw, const tir_op *op);
 /* copy op with mapped operands, map its results (keeping names); NULL with rw->d on error */
@@ -77,6 +80,10 @@ tir_op *tir_rw_copy(tir_rw *rw, const tir_op *op);
  * is put back, so a failed pass leaves the function as it was. Frees the state always; returns
  * st (or an OOM status). */
 tir_status tir_rw_end(tir_rw *rw, tir_status st);
+/* Runs rewrite on every function of m that has a body and that wants accepts (NULL: all), in
+ * order, stopping at the first error: the per-function driver of a rewriting pass. d may be NULL. */
+tir_status tir_rw_each_func(tir_module *m, bool (*wants)(const tir_func *f),
+                            tir_status (*rewrite)(tir_func *f, tir_diag *d), tir_diag *d);
 /* Renumbers value ids densely: parameters first, then op results in program order. */
 void tir_rw_renumber(tir_func *f);
 /* name unless another value of f already has it (then name_2, name_3, ...); NULL on OOM */
