@@ -33,8 +33,10 @@ void tir_program_set_timing(tir_program *p, bool on);
 /* ---- comparing a result against the interpreter's (DESIGN §6) */
 
 /* ‖out − ref‖₂ / ‖ref‖₂ over elements read as double (‖out − ref‖₂ when ref is all zeros);
- * NAN when the shapes or dtypes differ, either holds a NaN, or a bool of out is neither 0 nor 1
- * (poison); INFINITY when only one of them has an infinity at some element. */
+ * an element where both are NaN matches (and is left out) unless out's NaN is the poison (every
+ * byte 0xFF: never written). NAN when the shapes or dtypes differ, only one of them holds a NaN
+ * at some element, out holds the poison there, or a bool of out is neither 0 nor 1 (poison);
+ * INFINITY when only one of them has an infinity at some element. */
 double tir_rel_error(const tir_tensor *out, const tir_tensor *ref);
 /* 1e-5 f32/f64 elementwise, 1e-4 f32/f64 with reductions or matmul, 1e-2 bf16/f16, 1.25e-1 for
  * the f8 types, 0 (exact) for integers and bool */
