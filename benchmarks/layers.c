@@ -1,11 +1,13 @@
 /* layers.c: the fused LLM layers of ANCHORS.md compiled from the .tir files of benchmarks/ with tir_compile and
- * timed on device tensors: RMSNorm 16384x4096, SwiGLU 16384x14336, softmax 8192x32768, RoPE on
- * q 8x32x2048x128 (the composite and a one-kernel formulation), cross-entropy forward
- * 4096x32768, all bf16. Each program is first checked against the interpreter on a small
- * binding of its symbols (DESIGN §6 tolerances), then run on two input sets larger than L2 in
- * turn (warm-up, median of --reps runs). Time is the sum of the program's kernel times (CUDA
- * events around each launch). Bytes are the minimal traffic: every input read once and every
- * output written once; GB/s and the share of the 3000 GB/s copy ceiling follow from them.
+ * timed on device tensors, bf16 with f32 compute: RMSNorm 16384x4096 forward and forward+backward
+ * (y, dx, dw), SwiGLU 16384x14336 forward and forward+backward (y, da, db), softmax 8192x32768,
+ * RoPE on q 8x32x2048x128 and k 8x8x2048x128 in one program, cross-entropy over 8192x128256
+ * forward and forward+backward (loss, dlogits). Each program is first checked against the
+ * interpreter on a small binding of its symbols (DESIGN §6 tolerances), then run on two input
+ * sets larger than L2 in turn (warm-up, median of --reps runs). Time is the sum of the program's
+ * kernel times (CUDA events around each launch). Bytes are the minimal traffic: every input read
+ * once and every output written once; GB/s and the share of the 3000 GB/s copy ceiling follow
+ * from them. (scripts/gpu-bench.sh times the same programs with `tirc bench`, beside the peers.)
  *
  * usage: bench_layers [--dir benchmarks] [--reps N] [--only NAME]
  * exit 0; 1 when a check fails; 77 when there is no CUDA driver. */
@@ -25,11 +27,13 @@ typedef struct layer {
 
 static const layer layers[] = {
     {"rmsnorm.tir", "rmsnorm", "N=7", "N=16384", 0.0957},
+    {"rmsnorm.tir", "rmsnorm_fwdbwd", "N=7", "N=16384", 0},
     {"swiglu.tir", "swiglu", "N=5", "N=16384", 0.465},
+    {"swiglu.tir", "swiglu_fwdbwd", "N=5", "N=16384", 0},
     {"softmax.tir", "softmax", "N=3", "N=8192", 0},
     {"rope.tir", "rope", "B=1,T=5", "B=8,T=2048", 0},
-    {"rope.tir", "rope_fused", "B=1,T=5", "B=8,T=2048", 0},
-    {"cross_entropy.tir", "cross_entropy", "N=9", "N=4096", 0},
+    {"cross_entropy.tir", "cross_entropy", "N=9", "N=8192", 0},
+    {"cross_entropy.tir", "cross_entropy_fwdbwd", "N=9", "N=8192", 0},
 };
 #define NLAYERS (int)(sizeof layers / sizeof *layers)
 
@@ -134,18 +138,18 @@ static void run_layer(const char *dir, const layer *L, row *r) {
     const tir_func *f = NULL;
     int nargs = 0, nres = 0;
     if (!src) {
-        printf("%-14s cannot read %s\n", L->func, path);
+        printf("%-22s cannot read %s\n", L->func, path);
         return;
     }
     if (tir_module_parse(ctx, src, L->file, &mref, &d) != TIR_OK ||
         tir_module_parse(ctx, src, L->file, &m, &d) != TIR_OK) {
-        printf("%-14s parse: %s\n", L->func, d.msg);
+        printf("%-22s parse: %s\n", L->func, d.msg);
         goto out;
     }
     tir_options o;
     tir_options_init(&o);
     if (tir_compile(m, L->func, &o, &p, &d) != TIR_OK) {
-        printf("%-14s compile: %s\n", L->func, d.msg);
+        printf("%-22s compile: %s\n", L->func, d.msg);
         goto out;
     }
     r->kernels = tir_program_num_kernels(p);
@@ -159,7 +163,7 @@ static void run_layer(const char *dir, const layer *L, row *r) {
     parse_binds(L->small, &b);
     if (!make_args(f, &b, args, &bytes) || tir_interpret(mref, L->func, nargs, args, nres, ref, &d) != TIR_OK ||
         tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
-        printf("%-14s check run failed: %s\n", L->func, d.msg);
+        printf("%-22s check run failed: %s\n", L->func, d.msg);
         goto out;
     }
     r->ok = true;
@@ -180,7 +184,7 @@ static void run_layer(const char *dir, const layer *L, row *r) {
         if (!make_args(f, &b, args, &bytes)) goto out;
         for (int i = 0; i < nargs; i++) {
             if (tir_device_tensor_from_host(ctx, args[i], &dargs[s][i], &d) != TIR_OK) {
-                printf("%-14s upload: %s\n", L->func, d.msg);
+                printf("%-22s upload: %s\n", L->func, d.msg);
                 goto out;
             }
             tir_tensor_free(args[i]);
@@ -200,7 +204,7 @@ static void run_layer(const char *dir, const layer *L, row *r) {
     float *ms = calloc((size_t)reps, sizeof *ms);
     for (int it = -3; it < reps; it++) {
         if (tir_program_run_device(p, nargs, dargs[(it + 4) % 2], nres, dres, NULL, &d) != TIR_OK) {
-            printf("%-14s run: %s\n", L->func, d.msg);
+            printf("%-22s run: %s\n", L->func, d.msg);
             free(ms);
             goto out;
         }
@@ -216,7 +220,7 @@ static void run_layer(const char *dir, const layer *L, row *r) {
     qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
     r->ms = ms[reps / 2];
     free(ms);
-    printf("%-14s kernels:", L->func);
+    printf("%-22s kernels:", L->func);
     for (int k = 0; k < r->kernels; k++) {
         tir_kernel_info ki;
         tir_program_kernel_info(p, k, &ki);
@@ -269,7 +273,7 @@ int main(int argc, char **argv) {
         allok &= rows[n].ok;
         n++;
     }
-    printf("\n%-14s %7s %9s %10s %8s %7s %9s %s\n", "layer", "kernels", "ms", "MB moved", "GB/s",
+    printf("\n%-22s %7s %9s %10s %8s %7s %9s %s\n", "layer", "kernels", "ms", "MB moved", "GB/s",
            "% 3TB/s", "check", "torch.compile (ANCHORS)");
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
@@ -278,7 +282,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < NLAYERS; k++)
             if (layers[k].func == r->name && layers[k].peer_ms > 0)
                 snprintf(peer, sizeof peer, "%.4f ms", layers[k].peer_ms);
-        printf("%-14s %7d %9.4f %10.1f %8.0f %6.1f%% %4s %.0e %s\n", r->name, r->kernels, r->ms,
+        printf("%-22s %7d %9.4f %10.1f %8.0f %6.1f%% %4s %.0e %s\n", r->name, r->kernels, r->ms,
                r->bytes / 1e6, gbs, gbs / 30.0, r->ok ? "ok" : "FAIL", r->err, peer);
     }
     tir_context_destroy(ctx);

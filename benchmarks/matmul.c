@@ -41,14 +41,18 @@ typedef struct variant {
 
 static const variant variants[] = {
     {"v0 default", {0}, true},
-    {"v1 sync 128x128x32 2x4 s4", {128, 128, 32, 2, 4, 4, 8, false}, false},
-    {"v2 sync 128x256x32 2x4 s3", {128, 256, 32, 2, 4, 3, 8, false}, false},
-    {"v3 sync 128x128x64 2x2 s3", {128, 128, 64, 2, 2, 3, 8, false}, false},
-    {"v4 wg 128x256x64 2x1 s4", {128, 256, 64, 2, 1, 4, 8, true}, false},
-    {"v5 wg 128x128x64 2x1 s4", {128, 128, 64, 2, 1, 4, 8, true}, false},
-    {"v6 wg 128x128x64 1x2 s3", {128, 128, 64, 1, 2, 3, 8, true}, false},
-    {"v7 wg 256x128x64 2x1 s4", {256, 128, 64, 2, 1, 4, 8, true}, false},
-    {"v8 wg 128x256x64 2x1 s3", {128, 256, 64, 2, 1, 3, 16, true}, false},
+    {"v1 sync 128x128x32 2x4 s4", {128, 128, 32, 2, 4, 4, 8, false, false}, false},
+    {"v2 sync 128x256x32 2x4 s3", {128, 256, 32, 2, 4, 3, 8, false, false}, false},
+    {"v3 sync 128x128x64 2x2 s3", {128, 128, 64, 2, 2, 3, 8, false, false}, false},
+    {"v4 wg 128x256x64 2x1 s4", {128, 256, 64, 2, 1, 4, 8, true, false}, false},
+    {"v5 wg 128x128x64 2x1 s4", {128, 128, 64, 2, 1, 4, 8, true, false}, false},
+    {"v6 wg 128x128x64 1x2 s3", {128, 128, 64, 1, 2, 3, 8, true, false}, false},
+    {"v7 wg 256x128x64 2x1 s4", {256, 128, 64, 2, 1, 4, 8, true, false}, false},
+    {"v8 wg 128x256x64 2x1 s3", {128, 256, 64, 2, 1, 3, 16, true, false}, false},
+    {"v9 tma 128x256x64 2x1 s4", {128, 256, 64, 2, 1, 4, 8, true, true}, false},
+    {"v10 tma 128x256x64 2x1 s4 g16", {128, 256, 64, 2, 1, 4, 16, true, true}, false},
+    {"v11 tma 128x128x64 2x1 s6", {128, 128, 64, 2, 1, 6, 8, true, true}, false},
+    {"v12 tma 128x256x64 1x2 s4", {128, 256, 64, 1, 2, 4, 8, true, true}, false},
 };
 #define NVARIANTS (int)(sizeof variants / sizeof *variants)
 
@@ -146,6 +150,7 @@ typedef struct mma_run {
     void *params[16];
     uint64_t bufs[3];
     int64_t vals[16];
+    _Alignas(64) unsigned char maps[2][128]; /* TIR_KP_TMAP parameters */
 } mma_run;
 
 static tir_status run_mma(void *arg, tir_diag *d) {
@@ -178,11 +183,16 @@ static bool default_config(const shape *s, const char *arch, tir_mma_config *c, 
 
 static bool kern_build(kern *kn, const shape *s, const tir_mma_config *c, const char *arch, tir_diag *d) {
     kn->tried = true;
-    char src[512];
+    char src[512], M[24] = "M", N[24] = "N", K[24] = "K";
+    if (c->tma) { /* the TMA kernel needs sizes known to be multiples of 8: the shape's own */
+        snprintf(M, sizeof M, "%lld", (long long)s->M);
+        snprintf(N, sizeof N, "%lld", (long long)s->N);
+        snprintf(K, sizeof K, "%lld", (long long)s->K);
+    }
     snprintf(src, sizeof src,
-             "func @f(%%a: bf16[M, K], %%b: bf16[%s]) -> bf16[M, N] {\n"
+             "func @f(%%a: bf16[%s, %s], %%b: bf16[%s, %s]) -> bf16[%s, %s] {\n"
              "  %%c = matmul(%%a, %%b, transpose_b=%s)\n  return %%c\n}\n",
-             s->tb ? "N, K" : "K, N", s->tb ? "true" : "false");
+             M, K, s->tb ? N : K, s->tb ? K : N, M, N, s->tb ? "true" : "false");
     tir_module *m = NULL;
     tir_status st = tir_module_parse(ctx, src, "bench.tir", &m, d);
     tir_codegen_options o = {arch, 2};
@@ -205,7 +215,7 @@ static bool mma_prepare(mma_run *r, problem *p, int vi, tir_diag *d) {
         snprintf(d->msg, sizeof d->msg, "wgmma needs sm_90a");
         return false;
     }
-    if (v->use_default) {
+    if (v->use_default || c.tma) {
         r->kn = calloc(1, sizeof *r->kn);
         r->own = true;
         if (!r->kn || !kern_build(r->kn, p->s, &c, arch, d)) return false;
@@ -230,6 +240,18 @@ static bool mma_prepare(mma_run *r, problem *p, int vi, tir_diag *d) {
     for (int i = 0; st == TIR_OK && i < k->nparams; i++) {
         if (k->params[i].kind == TIR_KP_BUFFER) {
             r->params[i] = &r->bufs[k->params[i].index];
+        } else if (k->params[i].kind == TIR_KP_TMAP) {
+            const tir_kparam_tmap *t = &k->params[i].tmap;
+            int64_t dims[5], strides[5] = {1, 1, 1, 1, 1};
+            int mi = k->params[i].index; /* a or b */
+            for (int q = 0; st == TIR_OK && q < t->rank; q++) {
+                st = tir_dim_eval(t->dims[q], &b, &dims[q]);
+                if (st == TIR_OK && q > 0) st = tir_dim_eval(t->strides[q], &b, &strides[q]);
+            }
+            if (st == TIR_OK)
+                st = tir_rt_tensor_map(rt, r->maps[mi], t->dtype, t->rank, r->bufs[mi], dims, strides,
+                                       t->box, t->swizzle, d);
+            r->params[i] = r->maps[mi];
         } else {
             st = tir_dim_eval(k->params[i].dim, &b, &r->vals[i]);
             r->params[i] = &r->vals[i];
@@ -238,6 +260,8 @@ static bool mma_prepare(mma_run *r, problem *p, int vi, tir_diag *d) {
     for (int i = 0; st == TIR_OK && i < 3; i++) {
         int64_t g;
         st = tir_dim_eval(k->grid[i], &b, &g);
+        if (i == 0 && k->persistent > 0 && g > (int64_t)k->persistent * tir_rt_sms(rt))
+            g = (int64_t)k->persistent * tir_rt_sms(rt); /* one wave of persistent blocks */
         r->grid[i] = g < 1 ? 1 : (unsigned)g;
     }
     return st == TIR_OK;

@@ -12,13 +12,30 @@
 
 typedef enum tir_kparam_kind {
     TIR_KP_BUFFER, /* a device pointer: operand `index` of the op (0..nin-1), then results (nin..) */
-    TIR_KP_DIM     /* an i64 by value: `dim` evaluated under the call's bindings */
+    TIR_KP_DIM,    /* an i64 by value: `dim` evaluated under the call's bindings */
+    TIR_KP_TMAP,   /* a 128-byte CUtensorMap by value (`.param .align 64 .b8 [128]`, read in
+                      place by cp.async.bulk.tensor): a tiled view of buffer `index`, encoded at
+                      launch from `tmap`'s dims under the call's bindings */
+    TIR_KP_WORKSPACE /* a device pointer to the kernel's scratch (tir_kernel.workspace) */
 } tir_kparam_kind;
+
+/* The view a TIR_KP_TMAP describes. Dims are innermost first (dims[0] is contiguous); strides
+ * are in elements (strides[0] is 1 and not stored); the launch checks what the driver needs
+ * (16-byte aligned strides and base) and fails with a diagnostic otherwise. */
+typedef struct tir_kparam_tmap {
+    tir_dtype dtype;
+    int rank;                  /* 1..5 */
+    const tir_dim *dims[5];
+    const tir_dim *strides[5]; /* strides[1..rank) */
+    int box[5];                /* the tile one copy brings, elements per dim */
+    int swizzle;               /* shared-memory swizzle in bytes: 0, 32, 64 or 128 */
+} tir_kparam_tmap;
 
 typedef struct tir_kparam {
     tir_kparam_kind kind;
-    int index;          /* TIR_KP_BUFFER */
-    const tir_dim *dim; /* TIR_KP_DIM */
+    int index;             /* TIR_KP_BUFFER, TIR_KP_TMAP */
+    const tir_dim *dim;    /* TIR_KP_DIM */
+    tir_kparam_tmap tmap;  /* TIR_KP_TMAP */
 } tir_kparam;
 
 typedef struct tir_kernel {
@@ -40,7 +57,24 @@ typedef struct tir_kernel {
      * init_zero zeroes result 0. */
     int init_from;
     bool init_zero;
+    /* Bit j: a result with operand j's dims and element size may be written over operand j's
+     * buffer (passes/plan_memory.c does so when operand j dies here). Codegen sets it only
+     * where that is safe: every element of operand j is read only by the thread that writes
+     * that same element of the result, before it writes it (a row kernel's write sweep is its
+     * last read of each element), and operand j is not declared noalias/readonly (so it is not
+     * read through the non-coherent cache, and LLVM keeps its loads before the stores). 0: never. */
+    unsigned inplace_ok;
+    /* A persistent kernel walks its work grid-stride from blockIdx.x: the launch clamps grid[0]
+     * to `persistent` blocks per multiprocessor (0: an ordinary kernel). */
+    int persistent;
+    /* Scratch for reductions across blocks (codegen/fused.c's partials): when non-NULL the
+     * launch allocates TIR_WORKSPACE_HEADER + grid[0] * workspace bytes (workspace: bytes per
+     * block of the grid actually launched), zeroes the header (a ticket counter the blocks
+     * count off, so the last one to finish combines the partials) and passes it as the
+     * TIR_KP_WORKSPACE parameter. Nothing in it outlives the launch. */
+    const tir_dim *workspace;
 } tir_kernel;
+#define TIR_WORKSPACE_HEADER 16
 
 typedef struct tir_codegen_options {
     const char *arch;     /* "sm_90a" (default), "sm_80", ... */

@@ -17,30 +17,43 @@
  *
  * kind="elementwise"   out is (D0, ..., Dr-1) (all results share it); a grid-stride loop over
  *                      vectors of v elements; block = 256.
- * kind="row"/"reduce"  the reductions reduce F over axes R (all the same F and R); K are the
- *                      kept axes. rows = prod K, L = prod R. A group of T threads handles one
- *                      row (block = warps*32 = rows_per_block * T); blocks stride over groups of
- *                      rows. For each reduction in program order the group folds its row in
- *                      f32 (f64 for f64), combines with shuffles (and shared memory when T > 32)
- *                      so that every thread holds the row's value; then F-shaped results are
- *                      written per element and row-shaped results (numel == rows) once per row.
- *                      When L is a constant small enough (<= 64 values per thread at 256 threads, fewer
- *                      for bigger blocks), the element
- *                      loop is unrolled and straight-line, so the memo keeps the row in
- *                      registers between passes: x is read once. Otherwise each pass streams the
- *                      row again (reads hit L2 for rows of a few hundred KB).
+ * kind="row"/"reduce"  the row reductions reduce F over axes R (the plan's rowmask,
+ *                      passes.h: tir_fused_row_plan); K are the kept axes. rows = prod K,
+ *                      L = prod R. A group of T threads handles one row (block = warps*32 =
+ *                      rows_per_block * T); blocks stride over groups of rows. The reductions
+ *                      fold sweep by sweep as the plan orders them: every reduction of a sweep
+ *                      in one pass over the row, in f32 (f64 for f64), a max carrying its online
+ *                      sums of e^(x - max); then one combine for all of them (shuffles
+ *                      interleaved, one round through shared memory when T > 32) so that every
+ *                      thread holds the row's values; a one-hot pick is one load once its inputs
+ *                      are known. Then F-shaped results are written per element and row-shaped
+ *                      results (numel == rows) once per row.
+ *                      When L is a constant small enough (<= 64 values per thread at 256 threads,
+ *                      fewer for bigger blocks), the element loop is unrolled and straight-line,
+ *                      so the memo keeps the row in registers between passes: x is read once.
+ *                      Otherwise each sweep streams the row again (reads hit L2 for rows of a
+ *                      few hundred KB: 2 sweeps for softmax and cross-entropy).
  *                      kind="reduce" (R not innermost) uses the same kernel with v = 1 and one
  *                      row per block: correct, not fast.
+ * partials (GRID)      reductions across rows (over every axis, or every kept axis: a column
+ *                      sum) fold into per-thread partials in the write sweep (a column sum needs
+ *                      the row in registers: each thread owns fixed columns), each block writes
+ *                      its partials to the workspace (codegen.h), takes a ticket, and the last
+ *                      blocks combine them in block order and write what depends on them
+ *                      (grid_combine). The grid is persistent (schedule blocks_per_sm).
  *
  * Not lowered (TIR_ERR_UNSUPPORTED, the caller runs the members one by one): argmax, mean of
- * ints, results of other shapes than the iteration space or the rows,
- * regions whose reductions disagree on F or R. Rows of length 0 reduce to the identity (sum 0,
+ * ints, results of other shapes than the iteration space, the rows, or (after a reduction
+ * across rows) one value or one per column, regions whose row reductions disagree on F or R,
+ * a row reduction of a value reduced across rows. Rows of length 0 reduce to the identity (sum 0,
  * max -inf, min +inf, mean NaN), as in the interpreter, and their row-shaped results are written.
  * Buffers are assumed 16-byte aligned (the runtime's allocations are). */
 #include <stdio.h>
 
 #include "cg.h"
 #include "fused.h"
+#include "matmul_mma.h"
+#include "passes.h"
 
 #define MAXV 8          /* lanes per thread: 16 bytes of bf16 */
 #define MAX_REG_VALS 64 /* values per thread a row may keep in registers (256 threads) */
@@ -594,7 +607,6 @@ typedef struct rowk {
     LLVMValueRef row, L, rowL;    /* row (clamped), row length, row * L */
     LLVMValueRef kc[TIR_MAX_RANK];
     int threads;
-    LLVMValueRef smem[4];         /* partials of the warps when T > 32, by accumulator type */
 } rowk;
 
 /* f32 for 16- and 32-bit floats, f64 for f64, i64 for ints (i128 for sums of i64, so that no
@@ -629,6 +641,9 @@ static LLVMValueRef red_combine(cg *g, tir_opcode code, LLVMValueRef a, LLVMValu
         return LLVMBuildSelect(B, gt, b, a, "");
     }
     if (sum) return LLVMBuildFAdd(B, a, b, "");
+    /* f32: one max.NaN / min.NaN (sm_80+) instead of six instructions; it orders -0 below +0
+     * where the interpreter keeps the first of two zeros, a difference no tolerance sees */
+    if (LLVMTypeOf(a) == g->t_f32) return cg_intr2(g, code == TIR_OP_MAX ? "llvm.maximum" : "llvm.minimum", a, b);
     LLVMValueRef pick_b = LLVMBuildFCmp(B, code == TIR_OP_MAX ? LLVMRealOGT : LLVMRealOLT, b, a, "");
     pick_b = LLVMBuildOr(B, pick_b, cg_is_nan(g, b), "");
     pick_b = LLVMBuildAnd(B, pick_b, LLVMBuildNot(B, cg_is_nan(g, a), ""), "");
@@ -674,32 +689,417 @@ static crd row_crd(fx *f, rowk *rk, LLVMValueRef e) {
     return co;
 }
 
-/* the fold of every thread's acc over its row group; every thread of the group gets it */
-static LLVMValueRef group_reduce(fx *f, rowk *rk, tir_opcode code, LLVMValueRef acc) {
+/* ---------------------------------------------------------------- folding a row */
+
+/* one FOLD slot's running state: its accumulator, and for a max the sums that ride on it
+ * online (each rescaled by e^(m_old - m_new) as the max grows) */
+typedef struct rst {
+    int slot;
+    tir_opcode code;
+    LLVMTypeRef at;
+    LLVMValueRef acc, accp;
+    int ns;
+    int sum[TIR_ROW_MAX_ONLINE];
+    LLVMValueRef s[TIR_ROW_MAX_ONLINE], sp[TIR_ROW_MAX_ONLINE];
+} rst;
+
+/* e^x for the online sums: the MUFU path in f32 (its 2^-21 relative error stays far below the
+ * tolerance of an f32 sum; the values are only summed, never written) */
+static LLVMValueRef online_exp(cg *g, LLVMValueRef x) {
+    return LLVMTypeOf(x) == g->t_f32 ? fast_exp(g, x) : cgm_exp(g, x);
+}
+
+/* the factor a sum taken against max mo is rescaled by to be against m >= mo: 1 when they
+ * are equal (both -inf included, where e^(mo - m) would be NaN) */
+static LLVMValueRef online_scale(cg *g, LLVMValueRef mo, LLVMValueRef m) {
+    LLVMValueRef eq = LLVMBuildFCmp(g->B, LLVMRealOEQ, mo, m, "");
+    return LLVMBuildSelect(g->B, eq, fconst(m, 1.0), online_exp(g, LLVMBuildFSub(g->B, mo, m, "")), "");
+}
+
+/* folds one element vector (compute values of dt) into st; ok (or NULL) masks the vector */
+static void fold_lanes(fx *f, rst *st, tir_dtype dt, LLVMValueRef *vals, LLVMValueRef ok) {
     cg *g = f->g;
     LLVMBuilderRef B = g->B;
+    LLVMValueRef id = red_identity(st->at, st->code), x[MAXV] = {NULL};
+    for (int j = 0; j < f->vec; j++) {
+        x[j] = to_acc(g, dt, vals[j], st->at);
+        if (ok) x[j] = LLVMBuildSelect(B, ok, x[j], id, "");
+    }
+    if (!st->ns) {
+        for (int j = 0; j < f->vec; j++) st->acc = red_combine(g, st->code, st->acc, x[j]);
+        return;
+    }
+    /* online: the vector's max first, then one rescale a vector and one e^ an element; while
+     * the max is -inf every element so far is -inf and adds nothing (a row that stays -inf is
+     * made NaN at the end, as e^(-inf - -inf) makes it in the reference) */
+    LLVMValueRef mv = x[0];
+    for (int j = 1; j < f->vec; j++) mv = red_combine(g, TIR_OP_MAX, mv, x[j]);
+    LLVMValueRef mn = red_combine(g, TIR_OP_MAX, st->acc, mv);
+    LLVMValueRef sc = online_scale(g, st->acc, mn);
+    LLVMValueRef ninf = LLVMBuildFCmp(B, LLVMRealOEQ, mn, fconst(mn, -INFINITY), "");
+    LLVMValueRef t[MAXV];
+    for (int j = 0; j < f->vec; j++) t[j] = online_exp(g, LLVMBuildFSub(B, x[j], mn, ""));
+    for (int w = 1; w < f->vec; w *= 2) /* a tree: short dependency chains */
+        for (int j = 0; j + w < f->vec; j += 2 * w) t[j] = LLVMBuildFAdd(B, t[j], t[j + w], "");
+    for (int k = 0; k < st->ns; k++) {
+        LLVMValueRef ns = LLVMBuildFAdd(B, LLVMBuildFMul(B, st->s[k], sc, ""), t[0], "");
+        st->s[k] = LLVMBuildSelect(B, ninf, st->s[k], ns, "");
+    }
+    st->acc = mn;
+}
+
+/* st combined with another thread's state (acc o, sums os) */
+static void combine_state(fx *f, rst *st, LLVMValueRef o, LLVMValueRef *os) {
+    cg *g = f->g;
+    if (!st->ns) {
+        st->acc = red_combine(g, st->code, st->acc, o);
+        return;
+    }
+    LLVMValueRef m = red_combine(g, TIR_OP_MAX, st->acc, o);
+    LLVMValueRef a = online_scale(g, st->acc, m), b = online_scale(g, o, m);
+    for (int k = 0; k < st->ns; k++)
+        st->s[k] = LLVMBuildFAdd(g->B, LLVMBuildFMul(g->B, st->s[k], a, ""), LLVMBuildFMul(g->B, os[k], b, ""), "");
+    st->acc = m;
+}
+
+/* the fold of every thread's states over its row group, all of a sweep's reductions together
+ * (shuffles interleaved, one round through shared memory); every thread of the group gets it */
+static void group_reduce(fx *f, rowk *rk, rst *sts, int n, int sweep) {
+    cg *g = f->g;
+    LLVMBuilderRef B = g->B;
+    LLVMValueRef os[TIR_ROW_MAX_ONLINE];
     for (int m = (rk->T < 32 ? rk->T : 32) / 2; m >= 1; m /= 2)
-        acc = red_combine(g, code, acc, cg_shfl_xor(g, acc, m));
-    if (rk->T <= 32) return acc;
-    LLVMTypeRef at = LLVMTypeOf(acc);
-    int slot = at == g->t_f32 ? 0 : at == g->t_f64 ? 1 : at == g->t_i64 ? 2 : 3;
-    static const char *const names[4] = {"red_f32", "red_f64", "red_i64", "red_i128"};
-    if (!rk->smem[slot]) rk->smem[slot] = cg_shared_array(g, names[slot], at, rk->threads / 32);
-    LLVMValueRef sm = rk->smem[slot];
+        for (int i = 0; i < n; i++) {
+            LLVMValueRef o = cg_shfl_xor(g, sts[i].acc, m);
+            for (int k = 0; k < sts[i].ns; k++) os[k] = cg_shfl_xor(g, sts[i].s[k], m);
+            combine_state(f, &sts[i], o, os);
+        }
+    if (rk->T <= 32) return;
+    int nw = rk->T / 32, nwb = rk->threads / 32;
     LLVMValueRef warp = LLVMBuildLShr(B, rk->tid, cg_i64(g, 5), "");
+    LLVMValueRef first = LLVMBuildMul(B, rk->sub, cg_i64(g, nw), "");
+    LLVMValueRef (*sm)[1 + TIR_ROW_MAX_ONLINE] = malloc((size_t)n * sizeof *sm);
+    if (!sm) {
+        cg_fail(g, TIR_ERR_OOM, "out of memory");
+        return;
+    }
     cg_if c;
     cg_if_begin(g, &c, LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildAnd(B, rk->tid, cg_i64(g, 31), ""), cg_i64(g, 0), ""));
-    LLVMBuildStore(B, acc, cg_gep(g, at, sm, warp));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k <= sts[i].ns; k++) {
+            char name[48];
+            snprintf(name, sizeof name, "red%d_%d_%d", sweep, i, k);
+            LLVMValueRef v = k ? sts[i].s[k - 1] : sts[i].acc;
+            sm[i][k] = cg_shared_array(g, name, LLVMTypeOf(v), nwb);
+            LLVMBuildStore(B, v, cg_gep(g, LLVMTypeOf(v), sm[i][k], warp));
+        }
     cg_if_end(g, &c);
     cg_barrier(g);
-    int nw = rk->T / 32;
-    LLVMValueRef first = LLVMBuildMul(B, rk->sub, cg_i64(g, nw), "");
-    LLVMValueRef r = LLVMBuildLoad2(B, at, cg_gep(g, at, sm, first), "");
-    for (int k = 1; k < nw; k++)
-        r = red_combine(g, code, r, LLVMBuildLoad2(B, at, cg_gep(g, at, sm, LLVMBuildAdd(B, first, cg_i64(g, k), "")), ""));
-    /* the slots are reused by the next reduction */
+    /* every warp folds its group's nw warp values the same way: lane l < nw takes warp l's,
+     * the others the identity, then the same xor tree (a fixed order; nw loads would keep nw
+     * values live at once, which spilled at 1024 threads) */
+    LLVMValueRef lane = LLVMBuildAnd(B, rk->tid, cg_i64(g, 31), "");
+    LLVMValueRef in = LLVMBuildICmp(B, LLVMIntULT, lane, cg_i64(g, nw), "");
+    LLVMValueRef idx = LLVMBuildAdd(B, first, LLVMBuildSelect(B, in, lane, cg_i64(g, 0), ""), "");
+    for (int i = 0; i < n; i++) {
+        LLVMTypeRef at = LLVMTypeOf(sts[i].acc);
+        LLVMTypeRef stt = sts[i].ns ? LLVMTypeOf(sts[i].s[0]) : at;
+        LLVMValueRef o = LLVMBuildLoad2(B, at, cg_gep(g, at, sm[i][0], idx), "");
+        sts[i].acc = LLVMBuildSelect(B, in, o, red_identity(at, sts[i].code), "");
+        for (int k = 0; k < sts[i].ns; k++) {
+            LLVMValueRef v = LLVMBuildLoad2(B, stt, cg_gep(g, stt, sm[i][k + 1], idx), "");
+            sts[i].s[k] = LLVMBuildSelect(B, in, v, fconst(v, 0.0), "");
+        }
+    }
+    for (int m = nw / 2; m >= 1; m /= 2)
+        for (int i = 0; i < n; i++) {
+            LLVMValueRef o = cg_shfl_xor(g, sts[i].acc, m);
+            for (int k = 0; k < sts[i].ns; k++) os[k] = cg_shfl_xor(g, sts[i].s[k], m);
+            combine_state(f, &sts[i], o, os);
+        }
+    free(sm);
+    /* the slots are written again for the next row */
     cg_barrier(g);
-    return r;
+}
+
+/* a PICK slot: A at the row's t, 0 when t is outside the row */
+static LLVMValueRef pick_value(fx *f, rowk *rk, const tir_row_red *s) {
+    cg *g = f->g;
+    LLVMBuilderRef B = g->B;
+    const tir_type *F = rk->F;
+    crd co = {.rank = F->rank, .lane = -1, .aligned = false};
+    for (int j = 0; j < rk->Kt.rank; j++) co.c[rk->kax[j]] = rk->kc[j];
+    co.c[rk->rax[0]] = cg_i64(g, 0);
+    LLVMValueRef vals[MAXV];
+    crd tc;
+    bcast_crd(&co, F, &s->pick_idx->type, &tc, g);
+    eval(f, s->pick_idx, &tc, vals);
+    LLVMValueRef idx = cg_to_i64(g, s->pick_idx->type.dtype, vals[0]);
+    LLVMValueRef in = LLVMBuildICmp(B, LLVMIntULT, idx, rk->L, "");
+    co.c[rk->rax[0]] = LLVMBuildSelect(B, in, idx, cg_i64(g, 0), "");
+    crd ac;
+    bcast_crd(&co, F, &s->pick->type, &ac, g);
+    eval(f, s->pick, &ac, vals);
+    tir_dtype idt = s->op->in[0]->type.dtype;
+    LLVMTypeRef at = acc_type(g, TIR_OP_SUM, idt);
+    LLVMValueRef zero = red_identity(at, TIR_OP_SUM);
+    /* 0 + A as the reference's sum of zeros and A gives it (-0 becomes +0) */
+    LLVMValueRef acc = LLVMBuildFAdd(B, zero, to_acc(g, idt, vals[0], at), "");
+    acc = LLVMBuildSelect(B, in, acc, zero, "");
+    return from_acc(g, TIR_OP_SUM, acc, rk->L, s->op->out[0]->type.dtype);
+}
+
+/* ---------------------------------------------------------------- reductions across rows */
+
+static int64_t acc_bytes(cg *g, LLVMTypeRef at) {
+    return at == g->t_f32 ? 4 : at == g->t_f64 || at == g->t_i64 ? 8 : 16;
+}
+
+/* the workspace at byte offset off, as a pointer to at */
+static LLVMValueRef ws_at(cg *g, LLVMValueRef off) {
+    return cg_gep(g, g->t_i8, g->buf[g->nbuf - 1], off);
+}
+
+/* a load of another block's partial: volatile, so it is read from L2 after the fence and never
+ * from a stale L1 line or the read-only path */
+static LLVMValueRef ws_load(cg *g, LLVMTypeRef at, LLVMValueRef off) {
+    LLVMValueRef ld = LLVMBuildLoad2(g->B, at, ws_at(g, off), "");
+    LLVMSetVolatile(ld, 1);
+    return ld;
+}
+
+static void fence_gpu(cg *g) {
+    LLVMBuildFenceSyncScope(g->B, LLVMAtomicOrderingAcquireRelease, LLVMGetSyncScopeID(g->C, "device", 6), "");
+}
+
+/* After the rows: every block writes its partials of the grid reductions to the workspace
+ * (16 + block * gbytes + goff[slot]), takes a ticket, and the last block to finish sums the
+ * partials in block order (a fixed order for a given grid: the result does not depend on which
+ * block finishes last), then computes and writes the results that use them (gres: 1 one value,
+ * 2 one per column of the row). */
+static void grid_combine(fx *f, const tir_op *fop, rowk *rk, const tir_row_plan *plan,
+                         LLVMValueRef (*gacc)[MAX_REG_VALS * MAXV], const int64_t *goff, int64_t gbytes,
+                         const int *gres, int chunks, int64_t rpb, int64_t Lc, LLVMValueRef rows) {
+    cg *g = f->g;
+    LLVMBuilderRef B = g->B;
+    const tir_func *R = f->R;
+    int vec = f->vec;
+    LLVMValueRef blk = cg_sreg(g, "ctaid.x"), nblk = cg_sreg(g, "nctaid.x");
+    LLVMValueRef base = LLVMBuildAdd(B, cg_i64(g, TIR_WORKSPACE_HEADER), LLVMBuildMul(B, blk, cg_i64(g, gbytes), ""), "");
+    rowk whole = *rk; /* the block as one group */
+    whole.T = rk->threads;
+    whole.sub = cg_i64(g, 0);
+    whole.t = rk->tid;
+    LLVMValueRef tid0 = LLVMBuildICmp(B, LLVMIntEQ, rk->tid, cg_i64(g, 0), "");
+    rst *sts = calloc((size_t)(plan->nred ? plan->nred : 1), sizeof *sts);
+    if (!sts) {
+        cg_fail(g, TIR_ERR_OOM, "out of memory");
+        return;
+    }
+    /* totals: the block's threads folded (a fixed tree), one partial per block */
+    int n = 0;
+    for (int i = 0; i < plan->nred; i++) {
+        if (plan->r[i].kind != TIR_RR_GRID || plan->r[i].column) continue;
+        const tir_op *op = plan->r[i].op;
+        rst *st = &sts[n++];
+        st->slot = i;
+        st->code = op->code;
+        st->at = acc_type(g, op->code, op->in[0]->type.dtype);
+        st->acc = LLVMBuildLoad2(B, st->at, gacc[i][0], "");
+    }
+    if (n) group_reduce(f, &whole, sts, n, 900);
+    cg_if c0;
+    cg_if_begin(g, &c0, tid0);
+    for (int j = 0; j < n; j++)
+        LLVMBuildStore(B, sts[j].acc, ws_at(g, LLVMBuildAdd(B, base, cg_i64(g, goff[sts[j].slot]), "")));
+    cg_if_end(g, &c0);
+    /* column sums: each group of threads owns its columns of its partial row */
+    LLVMValueRef t = rk->t;
+    for (int i = 0; i < plan->nred; i++) {
+        if (plan->r[i].kind != TIR_RR_GRID || !plan->r[i].column) continue;
+        const tir_op *op = plan->r[i].op;
+        LLVMTypeRef at = acc_type(g, op->code, op->in[0]->type.dtype);
+        int64_t asz = acc_bytes(g, at);
+        LLVMValueRef row0 = LLVMBuildAdd(B, LLVMBuildAdd(B, base, cg_i64(g, goff[i]), ""),
+                                         LLVMBuildMul(B, rk->sub, cg_i64(g, Lc * asz), ""), "");
+        for (int c = 0; c < chunks; c++) {
+            LLVMValueRef e = LLVMBuildAdd(B, LLVMBuildMul(B, t, cg_i64(g, vec), ""), cg_i64(g, (int64_t)c * rk->T * vec), "");
+            cg_if ce;
+            cg_if_begin(g, &ce, LLVMBuildICmp(B, LLVMIntULT, e, cg_i64(g, Lc), ""));
+            for (int j = 0; j < vec; j++) {
+                LLVMValueRef off = LLVMBuildAdd(B, row0, LLVMBuildMul(B, LLVMBuildAdd(B, e, cg_i64(g, j), ""), cg_i64(g, asz), ""), "");
+                LLVMBuildStore(B, LLVMBuildLoad2(B, at, gacc[i][c * vec + j], ""), ws_at(g, off));
+            }
+            cg_if_end(g, &ce);
+        }
+    }
+    /* the tickets: the last C blocks to take one (C = min(blocks, SMs / 2, 64)) combine, block j
+     * of them the j-th slice of the columns once every block is in (the last one does the
+     * totals); a combiner waits for the blocks still running, which always find an SM: fewer
+     * than C < SMs blocks ever wait. A column is summed over the partials in block order, so
+     * the result does not depend on which blocks combine. */
+    bool cols = false;
+    for (int r = 0; r < R->nres; r++) cols |= gres[r] == 2;
+    for (int i = 0; i < plan->nred; i++) cols |= plan->r[i].kind == TIR_RR_GRID && plan->r[i].column;
+    fence_gpu(g);
+    cg_barrier(g);
+    LLVMValueRef flag = cg_shared_array(g, "grid_ticket", g->t_i64, 1);
+    LLVMValueRef flagp = cg_gep(g, g->t_i64, flag, cg_i64(g, 0));
+    LLVMValueRef C = cg_i64(g, 1);
+    if (cols) {
+        C = cg_umin(g, cg_umin(g, nblk, cg_i64(g, 64)), LLVMBuildUDiv(B, cg_sreg(g, "nsmid"), cg_i64(g, 2), ""));
+        C = cg_smax(g, C, cg_i64(g, 1));
+    }
+    LLVMValueRef first_c = LLVMBuildSub(B, nblk, C, "");
+    cg_if ct;
+    cg_if_begin(g, &ct, tid0);
+    LLVMValueRef old = LLVMBuildAtomicRMWSyncScope(B, LLVMAtomicRMWBinOpAdd, g->buf[g->nbuf - 1], cg_i32(g, 1),
+                                                   LLVMAtomicOrderingAcquireRelease, LLVMGetSyncScopeID(g->C, "device", 6));
+    LLVMValueRef tk = LLVMBuildZExt(B, old, g->t_i64, "");
+    LLVMBuildStore(B, tk, flagp);
+    if (cols) { /* a combiner waits for the blocks still running */
+        LLVMBasicBlockRef spin = LLVMAppendBasicBlockInContext(g->C, g->fn, "spin");
+        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->C, g->fn, "spun");
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntUGE, tk, first_c, ""), spin, done);
+        LLVMPositionBuilderAtEnd(B, spin);
+        LLVMValueRef cnt = ws_load(g, g->t_i32, cg_i64(g, 0));
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildZExt(B, cnt, g->t_i64, ""), nblk, ""), spin, done);
+        LLVMPositionBuilderAtEnd(B, done);
+    }
+    cg_if_end(g, &ct);
+    cg_barrier(g);
+    LLVMValueRef tkt = LLVMBuildLoad2(B, g->t_i64, flagp, "");
+    LLVMValueRef is_comb = LLVMBuildICmp(B, LLVMIntUGE, tkt, first_c, "");
+    LLVMValueRef jc = LLVMBuildSub(B, tkt, first_c, "");
+    LLVMValueRef is_last = LLVMBuildICmp(B, LLVMIntEQ, tkt, LLVMBuildSub(B, nblk, cg_i64(g, 1), ""), "");
+    cg_if cc;
+    cg_if_begin(g, &cc, is_comb);
+    fence_gpu(g);
+    LLVMValueRef count_all = LLVMBuildMul(B, rows, rk->L, "");
+    /* totals: thread t folds partials t, t + threads, ..., then the block's fixed tree */
+    for (int j = 0; j < n; j++) {
+        LLVMValueRef accp = entry_alloca(g, sts[j].at);
+        LLVMBuildStore(B, red_identity(sts[j].at, sts[j].code), accp);
+        cg_loop lp;
+        LLVMValueRef p = cg_for_begin(g, &lp, rk->tid, nblk, cg_i64(g, rk->threads));
+        LLVMValueRef off = LLVMBuildAdd(B, cg_i64(g, TIR_WORKSPACE_HEADER + goff[sts[j].slot]),
+                                        LLVMBuildMul(B, p, cg_i64(g, gbytes), ""), "");
+        LLVMValueRef a = red_combine(g, sts[j].code, LLVMBuildLoad2(B, sts[j].at, accp, ""), ws_load(g, sts[j].at, off));
+        LLVMBuildStore(B, a, accp);
+        cg_for_end(g, &lp);
+        sts[j].acc = LLVMBuildLoad2(B, sts[j].at, accp, "");
+    }
+    if (n) group_reduce(f, &whole, sts, n, 901);
+    for (int j = 0; j < n; j++) {
+        const tir_op *op = plan->r[sts[j].slot].op;
+        f->red[op->out[0]->id] =
+            from_acc(g, op->code, sts[j].acc, plan->r[sts[j].slot].rowval ? rows : count_all, op->out[0]->type.dtype);
+    }
+    /* one value each, by thread 0 of the last block (every combiner has the totals: a column's
+     * results may use them too) */
+    LLVMValueRef lanes[MAXV];
+    cg_if c1;
+    cg_if_begin(g, &c1, LLVMBuildAnd(B, is_last, tid0, ""));
+    int mark = f->nm;
+    for (int r = 0; r < R->nres; r++) {
+        if (gres[r] != 1) continue;
+        const tir_type *tt = &R->results[r]->type;
+        crd co = {.rank = tt->rank, .lane = -1};
+        for (int k = 0; k < tt->rank; k++) co.c[k] = cg_i64(g, 0);
+        eval(f, R->results[r], &co, lanes);
+        store_lanes(f, tt->dtype, g->buf[fop->nin + r], cg_i64(g, 0), lanes, 1);
+    }
+    f->nm = mark;
+    cg_if_end(g, &c1);
+    /* columns: combiner j's slice [j*Lc/C, (j+1)*Lc/C), 64 columns a pass. The block's threads
+     * are S = threads/64 slices of 64: slice s sums partial rows s, s + S, ... of its column in
+     * 4 accumulators (loads in flight: the partials are megabytes, read by few blocks), the
+     * slices then add up in order through shared memory; a fixed order throughout */
+    if (cols) {
+        enum { CW = 64, U = 4 };
+        int S = rk->threads / CW > 0 ? rk->threads / CW : 1;
+        LLVMValueRef lo = LLVMBuildUDiv(B, LLVMBuildMul(B, jc, cg_i64(g, Lc), ""), C, "");
+        LLVMValueRef hi = LLVMBuildUDiv(B, LLVMBuildMul(B, LLVMBuildAdd(B, jc, cg_i64(g, 1), ""), cg_i64(g, Lc), ""), C, "");
+        LLVMValueRef npass = LLVMBuildUDiv(B, LLVMBuildAdd(B, LLVMBuildSub(B, hi, lo, ""), cg_i64(g, CW - 1), ""), cg_i64(g, CW), "");
+        LLVMValueRef sl = LLVMBuildUDiv(B, rk->tid, cg_i64(g, CW), ""), cw = LLVMBuildURem(B, rk->tid, cg_i64(g, CW), "");
+        LLVMValueRef nq = LLVMBuildMul(B, nblk, cg_i64(g, rpb), "");
+        cg_loop lk;
+        LLVMValueRef k = cg_for_begin(g, &lk, cg_i64(g, 0), npass, cg_i64(g, 1));
+        LLVMValueRef e = LLVMBuildAdd(B, LLVMBuildAdd(B, lo, LLVMBuildMul(B, k, cg_i64(g, CW), ""), ""), cw, "");
+        LLVMValueRef in = LLVMBuildICmp(B, LLVMIntULT, e, hi, "");
+        LLVMValueRef ee = LLVMBuildSelect(B, in, e, lo, "");
+        LLVMValueRef *tot = calloc((size_t)plan->nred, sizeof *tot); /* each column sum's slices */
+        if (!tot) {
+            cg_fail(g, TIR_ERR_OOM, "out of memory");
+            free(sts);
+            return;
+        }
+        int ncol = 0;
+        for (int i = 0; i < plan->nred; i++) {
+            if (plan->r[i].kind != TIR_RR_GRID || !plan->r[i].column) continue;
+            const tir_op *op = plan->r[i].op;
+            LLVMTypeRef at = acc_type(g, op->code, op->in[0]->type.dtype);
+            int64_t asz = acc_bytes(g, at);
+            LLVMValueRef id = red_identity(at, op->code), accp[U];
+            for (int u = 0; u < U; u++) {
+                accp[u] = entry_alloca(g, at);
+                LLVMBuildStore(B, id, accp[u]);
+            }
+            cg_loop lq;
+            LLVMValueRef r0 = cg_for_begin(g, &lq, cg_i64(g, 0), nq, cg_i64(g, (int64_t)S * U));
+            for (int u = 0; u < U; u++) {
+                LLVMValueRef q = LLVMBuildAdd(B, LLVMBuildAdd(B, r0, sl, ""), cg_i64(g, (int64_t)u * S), "");
+                LLVMValueRef qok = LLVMBuildICmp(B, LLVMIntULT, q, nq, "");
+                q = LLVMBuildSelect(B, qok, q, cg_i64(g, 0), "");
+                LLVMValueRef pb = LLVMBuildUDiv(B, q, cg_i64(g, rpb), ""), ps = LLVMBuildURem(B, q, cg_i64(g, rpb), "");
+                LLVMValueRef off = LLVMBuildAdd(B, cg_i64(g, TIR_WORKSPACE_HEADER + goff[i]),
+                                                LLVMBuildMul(B, pb, cg_i64(g, gbytes), ""), "");
+                off = LLVMBuildAdd(B, off, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, ps, cg_i64(g, Lc), ""), ee, ""),
+                                                       cg_i64(g, asz), ""), "");
+                LLVMValueRef a = LLVMBuildLoad2(B, at, accp[u], "");
+                LLVMValueRef v = LLVMBuildSelect(B, qok, ws_load(g, at, off), id, "");
+                LLVMBuildStore(B, red_combine(g, op->code, a, v), accp[u]);
+            }
+            cg_for_end(g, &lq);
+            LLVMValueRef part = LLVMBuildLoad2(B, at, accp[0], "");
+            for (int u = 1; u < U; u++) part = red_combine(g, op->code, part, LLVMBuildLoad2(B, at, accp[u], ""));
+            char nm[32];
+            snprintf(nm, sizeof nm, "grid_cols%d", i);
+            LLVMValueRef sm = cg_shared_array(g, nm, at, S * CW);
+            LLVMBuildStore(B, part, cg_gep(g, at, sm, rk->tid));
+            tot[ncol++] = sm;
+        }
+        cg_barrier(g);
+        cg_if cs;
+        cg_if_begin(g, &cs, LLVMBuildAnd(B, in, LLVMBuildICmp(B, LLVMIntEQ, sl, cg_i64(g, 0), ""), ""));
+        mark = f->nm;
+        ncol = 0;
+        for (int i = 0; i < plan->nred; i++) {
+            if (plan->r[i].kind != TIR_RR_GRID || !plan->r[i].column) continue;
+            const tir_op *op = plan->r[i].op;
+            LLVMTypeRef at = acc_type(g, op->code, op->in[0]->type.dtype);
+            LLVMValueRef sm = tot[ncol++], acc = LLVMBuildLoad2(B, at, cg_gep(g, at, sm, cw), "");
+            for (int q = 1; q < S; q++)
+                acc = red_combine(g, op->code, acc,
+                                  LLVMBuildLoad2(B, at, cg_gep(g, at, sm, LLVMBuildAdd(B, cw, cg_i64(g, (int64_t)q * CW), "")), ""));
+            f->red[op->out[0]->id] = from_acc(g, op->code, acc, rows, op->out[0]->type.dtype);
+        }
+        for (int r = 0; r < R->nres; r++) {
+            if (gres[r] != 2) continue;
+            const tir_type *tt = &R->results[r]->type;
+            crd co = {.rank = tt->rank, .lane = -1, .flat = e, .flat_t = tt};
+            cg_unravel(g, e, tt, co.c);
+            eval(f, R->results[r], &co, lanes);
+            store_lanes(f, tt->dtype, g->buf[fop->nin + r], e, lanes, 1);
+        }
+        f->nm = mark;
+        cg_if_end(g, &cs);
+        cg_barrier(g); /* the slices' slots are written again by the next pass */
+        cg_for_end(g, &lk);
+        free(tot);
+    }
+    cg_if_end(g, &cc);
+    free(sts);
 }
 
 static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const tir_attr_value *sched) {
@@ -708,35 +1108,50 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     LLVMBuilderRef B;
     rowk rk;
     memset(&rk, 0, sizeof rk);
-    /* the reductions: one F, one set of axes */
+    /* the reductions: one F; the row reductions over one set of axes (the plan's rowmask), the
+     * grid ones (GRID) over every axis or every row axis */
+    tir_row_plan plan;
+    if (!tir_fused_row_plan(R, sched_int(sched, "online", 1) != 0, &plan))
+        return cg_fail(g, TIR_ERR_OOM, "out of memory");
     const tir_op *first = NULL;
     bool isred[TIR_MAX_RANK] = {false};
-    for (int i = 0; i < R->nops; i++) {
-        const tir_op *op = R->ops[i];
-        if (!(tir_ops[op->code].flags & TIR_F_REDUCE)) continue;
-        if (op->code == TIR_OP_ARGMAX || (op->code == TIR_OP_MEAN && !tir_dtype_is_float(op->in[0]->type.dtype)))
-            return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s of %s", tir_ops[op->code].name,
-                           tir_dtype_name(op->in[0]->type.dtype));
+    for (int i = 0; i < plan.nred; i++) {
+        const tir_op *op = plan.r[i].op;
         const tir_type *xt = &op->in[0]->type;
-        bool ax[TIR_MAX_RANK];
-        const tir_attr_value *axes = tir_op_attr(op, "axes");
-        for (int k = 0; k < xt->rank; k++) ax[k] = axes == NULL;
-        for (int j = 0; axes && j < axes->u.ints.n; j++) {
-            int a;
-            if (!tir_norm_axis(axes->u.ints.v[j], xt->rank, &a))
-                return cg_fail(g, TIR_ERR_TYPE, "fused codegen: reduction axis out of range");
-            ax[a] = true;
+        const char *why = NULL;
+        if (op->code == TIR_OP_ARGMAX || (op->code == TIR_OP_MEAN && !tir_dtype_is_float(xt->dtype)))
+            why = "argmax or an integer mean";
+        else if (!plan.r[i].rowval && !cg_same_dims(xt, plan.F)) why = "reductions of different shapes";
+        else if (plan.r[i].level >= TIR_ROW_GRID_LEVEL && plan.r[i].kind != TIR_RR_GRID)
+            why = "a row reduction of a value reduced across rows";
+        if (why) {
+            tir_fused_row_plan_free(&plan);
+            return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s", why);
         }
         if (!first) {
             first = op;
-            rk.F = xt;
-            memcpy(isred, ax, sizeof ax);
-        } else {
-            if (!cg_same_dims(xt, rk.F) || memcmp(ax, isred, sizeof(bool) * (size_t)xt->rank) != 0)
+            rk.F = plan.F;
+            for (int k = 0; k < plan.F->rank; k++) isred[k] = plan.rowmask >> k & 1;
+        }
+        if (plan.r[i].kind == TIR_RR_GRID) continue;
+        const tir_attr_value *axes = tir_op_attr(op, "axes");
+        for (int k = 0; k < xt->rank; k++) {
+            bool in = axes == NULL;
+            for (int j = 0; axes && j < axes->u.ints.n; j++) {
+                int ax;
+                if (tir_norm_axis(axes->u.ints.v[j], xt->rank, &ax) && ax == k) in = true;
+            }
+            if (in != isred[k]) {
+                tir_fused_row_plan_free(&plan);
                 return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: reductions over different rows");
+            }
         }
     }
-    if (!first) return lower_elementwise(f, fop, name, sched_int(sched, "vector", 1));
+    bool gmode = plan.ngrid > 0, fgrid = plan.ngrid > plan.nrowval; /* fgrid: partials of F's elements */
+    if (!first) {
+        tir_fused_row_plan_free(&plan);
+        return lower_elementwise(f, fop, name, sched_int(sched, "vector", 1));
+    }
     const tir_type *F = rk.F;
     rk.Kt.dtype = rk.Rt.dtype = F->dtype;
     for (int i = 0; i < F->rank; i++) {
@@ -751,18 +1166,54 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     rk.suffix = true;
     for (int i = 0; i < rk.Rt.rank; i++) rk.suffix &= rk.rax[i] == F->rank - rk.Rt.rank + i;
     const tir_dim *rows_d = cg_numel_dim(g, &rk.Kt), *L_d = cg_numel_dim(g, &rk.Rt);
-    /* results: F-shaped (per element) or one per row */
+    /* results: F-shaped (per element), one per row, or (gmode) computed from the grid
+     * reductions once every row is in: one value (gres 1) or one per column (gres 2) */
     bool *per_row = calloc((size_t)R->nres, sizeof *per_row);
-    if (!per_row) return cg_fail(g, TIR_ERR_OOM, "out of memory");
-    for (int r = 0; r < R->nres; r++) {
+    int *gres = calloc((size_t)R->nres, sizeof *gres);
+    unsigned char *gdep = calloc((size_t)(R->nvalues > 0 ? R->nvalues : 1), 1);
+    if (!per_row || !gres || !gdep) {
+        free(per_row);
+        free(gres);
+        free(gdep);
+        tir_fused_row_plan_free(&plan);
+        return cg_fail(g, TIR_ERR_OOM, "out of memory");
+    }
+    /* which grid reductions each value depends on: bit 1 a total, bit 2 a column sum */
+    for (int i = 0; i < R->nops; i++) {
+        const tir_op *op = R->ops[i];
+        unsigned char d = 0;
+        for (int k = 0; k < op->nin; k++)
+            if (op->in[k]->id >= 0 && op->in[k]->id < R->nvalues) d |= gdep[op->in[k]->id];
+        for (int j = 0; j < plan.nred; j++)
+            if (plan.r[j].op == op && plan.r[j].kind == TIR_RR_GRID) d |= plan.r[j].column ? 2 : 1;
+        for (int k = 0; k < op->nout; k++)
+            if (op->out[k]->id >= 0 && op->out[k]->id < R->nvalues) gdep[op->out[k]->id] = d;
+    }
+    const char *bad = NULL;
+    for (int r = 0; r < R->nres && !bad; r++) {
         const tir_type *t = &R->results[r]->type;
+        const tir_value *v = R->results[r];
+        unsigned char d = v->id >= 0 && v->id < R->nvalues ? gdep[v->id] : 0;
+        int64_t one;
+        if (d) {
+            if (tir_dim_is_const(cg_numel_dim(g, t), &one) && one == 1 && !(d & 2)) gres[r] = 1;
+            else if (cg_numel_dim(g, t) == L_d) gres[r] = 2;
+            else bad = "a result of a reduction across rows that is neither one value nor a column";
+            continue;
+        }
         if (cg_same_dims(t, F)) continue;
         if (cg_numel_dim(g, t) == rows_d) {
             per_row[r] = true;
             continue;
         }
+        bad = "a result that is neither the rows nor their elements";
+    }
+    free(gdep);
+    if (bad) {
         free(per_row);
-        return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: a result that is neither the rows nor their elements");
+        free(gres);
+        tir_fused_row_plan_free(&plan);
+        return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s", bad);
     }
 
     int vec = clamp_vec(sched_int(sched, "vector", 1));
@@ -786,9 +1237,37 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         if (c * vec <= REG_VALS(threads)) chunks = (int)c;
     }
 
+    /* the partials of the grid reductions, per block: a total takes 16 bytes, a column sum
+     * rows_per_block rows of L accumulators (each group of threads owns its columns: no atomics) */
+    int64_t gbytes = 0;
+    int64_t *goff = calloc((size_t)(plan.nred ? plan.nred : 1), sizeof *goff);
+    if (!goff) bad = "out of memory";
+    for (int i = 0; i < plan.nred && !bad; i++) {
+        if (plan.r[i].kind != TIR_RR_GRID) continue;
+        goff[i] = gbytes;
+        if (!plan.r[i].column) {
+            gbytes += 16;
+        } else if (!chunks || !rk.suffix) {
+            bad = "a column sum across rows needs its rows held in registers";
+        } else {
+            LLVMTypeRef at = acc_type(g, plan.r[i].op->code, plan.r[i].op->in[0]->type.dtype);
+            int64_t asz = at == g->t_f32 ? 4 : at == g->t_f64 || at == g->t_i64 ? 8 : 16;
+            gbytes += (rpb * Lc * asz + 15) / 16 * 16;
+        }
+    }
+    if (bad) {
+        free(per_row);
+        free(gres);
+        free(goff);
+        tir_fused_row_plan_free(&plan);
+        return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s", bad);
+    }
+
     use_region_types(g, R);
-    cg_begin_kernel(g, name, fop->nin + fop->nout, threads);
+    int nbuf = fop->nin + fop->nout + (gmode ? 1 : 0);
+    cg_begin_kernel(g, name, nbuf, threads);
     mark_buffers(g, fop->nin);
+    if (gmode && g->k->params) g->k->params[nbuf - 1] = (tir_kparam){.kind = TIR_KP_WORKSPACE, .index = -1};
     B = g->B;
     rk.threads = threads;
     LLVMValueRef rows = cg_numel(g, &rk.Kt);
@@ -800,6 +1279,8 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(g->C, g->fn, "work");
     LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(g->C, g->fn, "none");
     LLVMValueRef empty = LLVMBuildICmp(B, LLVMIntEQ, rows, cg_i64(g, 0), "");
+    /* with grid reductions there is always a result to write (the identity, for no rows) */
+    if (gmode) empty = LLVMConstInt(g->t_i1, 0, 0);
     LLVMBuildCondBr(B, empty, none, work);
     LLVMPositionBuilderAtEnd(B, none);
     LLVMBuildRetVoid(B);
@@ -813,6 +1294,21 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     LLVMValueRef ngroups = LLVMBuildUDiv(B, LLVMBuildAdd(B, rows, cg_i64(g, rpb - 1), ""), cg_i64(g, rpb), "");
     LLVMValueRef step = cg_i64(g, (int64_t)rk.T * vec);
     LLVMValueRef L = rk.L;
+
+    /* the grid reductions' per-thread partials, carried across the rows the thread sees: a
+     * total one accumulator, a column sum one per element of the row the thread owns */
+    LLVMValueRef (*gacc)[MAX_REG_VALS * MAXV] = calloc((size_t)(plan.nred ? plan.nred : 1), sizeof *gacc);
+    if (!gacc) cg_fail(g, TIR_ERR_OOM, "out of memory");
+    for (int i = 0; gacc && i < plan.nred; i++) {
+        if (plan.r[i].kind != TIR_RR_GRID) continue;
+        const tir_op *op = plan.r[i].op;
+        LLVMTypeRef at = acc_type(g, op->code, op->in[0]->type.dtype);
+        int nacc = plan.r[i].column ? chunks * vec : 1;
+        for (int a = 0; a < nacc; a++) {
+            gacc[i][a] = entry_alloca(g, at);
+            LLVMBuildStore(B, red_identity(at, op->code), gacc[i][a]);
+        }
+    }
 
     // F is (K.., R..): block b handles row groups b, b + grid, ...; group sub of the block row
     // gi*rpb + sub (clamped to the last row so that barriers stay uniform; stores are guarded)
@@ -843,44 +1339,100 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     for (int c = 0; c < chunks; c++) {
         crd co = row_crd(f, &rk, ce[c]);
         for (int r = 0; r < R->nres; r++)
-            if (!per_row[r]) prefetch(f, R->results[r], &co);
+            if (!per_row[r] && !gres[r]) prefetch(f, R->results[r], &co);
     }
-    for (int i = 0; i < R->nops && g->st == TIR_OK; i++) {
-        const tir_op *op = R->ops[i];
-        if (!(tir_ops[op->code].flags & TIR_F_REDUCE)) continue;
-        tir_dtype idt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
-        LLVMTypeRef at = acc_type(g, op->code, idt);
-        LLVMValueRef id = red_identity(at, op->code), acc;
+    // the reductions, sweep by sweep (the plan: fused.h): picks once their inputs are known,
+    // then every reduction of the sweep folded in one pass over the row
+    int maxlv = 0;
+    for (int i = 0; i < plan.nred; i++)
+        if (plan.r[i].level > maxlv) maxlv = plan.r[i].level;
+    rst *sts = malloc((size_t)(plan.nred ? plan.nred : 1) * sizeof *sts);
+    if (!sts) cg_fail(g, TIR_ERR_OOM, "out of memory");
+    for (int lv = 1; lv <= maxlv && g->st == TIR_OK; lv++) {
+        for (int i = 0; i < plan.nred; i++)
+            if (plan.r[i].kind == TIR_RR_PICK && plan.r[i].level == lv)
+                f->red[plan.r[i].op->out[0]->id] = pick_value(f, &rk, &plan.r[i]);
+        int n = 0;
+        for (int i = 0; i < plan.nred; i++) {
+            const tir_row_red *s = &plan.r[i];
+            if (s->level != lv || (s->kind != TIR_RR_FOLD && s->kind != TIR_RR_ONLINE)) continue;
+            if (s->kind == TIR_RR_ONLINE) {
+                for (int j = 0; j < n; j++)
+                    if (sts[j].slot == s->of) sts[j].sum[sts[j].ns++] = i;
+                continue;
+            }
+            rst *st = &sts[n++];
+            memset(st, 0, sizeof *st);
+            st->slot = i;
+            st->code = s->op->code;
+            st->at = acc_type(g, s->op->code, s->op->in[0]->type.dtype);
+        }
+        for (int j = 0; j < n; j++) {
+            sts[j].acc = red_identity(sts[j].at, sts[j].code);
+            for (int k = 0; k < sts[j].ns; k++) sts[j].s[k] = fconst(sts[j].acc, 0.0);
+        }
         LLVMValueRef vals[MAXV];
-        if (chunks) {
-            acc = id;
+        if (!n) {
+            /* picks only at this level */
+        } else if (chunks) {
             for (int c = 0; c < chunks; c++) {
                 crd co = row_crd(f, &rk, ce[c]);
-                eval(f, op->in[0], &co, vals);
-                for (int j = 0; j < vec; j++) {
-                    LLVMValueRef x = to_acc(g, idt, vals[j], at);
-                    if (cok[c]) x = LLVMBuildSelect(B, cok[c], x, id, "");
-                    acc = red_combine(g, op->code, acc, x);
+                for (int j = 0; j < n; j++) {
+                    const tir_op *op = plan.r[sts[j].slot].op;
+                    eval(f, op->in[0], &co, vals);
+                    fold_lanes(f, &sts[j], op->in[0]->type.dtype, vals, cok[c]);
                 }
             }
         } else {
-            LLVMValueRef accp = entry_alloca(g, at);
-            LLVMBuildStore(B, id, accp);
+            for (int j = 0; j < n; j++) {
+                sts[j].accp = entry_alloca(g, sts[j].at);
+                LLVMBuildStore(B, sts[j].acc, sts[j].accp);
+                for (int k = 0; k < sts[j].ns; k++) {
+                    sts[j].sp[k] = entry_alloca(g, sts[j].at);
+                    LLVMBuildStore(B, sts[j].s[k], sts[j].sp[k]);
+                }
+            }
             cg_loop le;
             LLVMValueRef e = cg_for_begin(g, &le, e0, L, step);
             int mark = f->nm;
             crd co = row_crd(f, &rk, e);
-            eval(f, op->in[0], &co, vals);
-            LLVMValueRef a = LLVMBuildLoad2(B, at, accp, "");
-            for (int j = 0; j < vec; j++) a = red_combine(g, op->code, a, to_acc(g, idt, vals[j], at));
-            LLVMBuildStore(B, a, accp);
+            for (int j = 0; j < n; j++) {
+                const tir_op *op = plan.r[sts[j].slot].op;
+                sts[j].acc = LLVMBuildLoad2(B, sts[j].at, sts[j].accp, "");
+                for (int k = 0; k < sts[j].ns; k++) sts[j].s[k] = LLVMBuildLoad2(B, sts[j].at, sts[j].sp[k], "");
+                eval(f, op->in[0], &co, vals);
+                fold_lanes(f, &sts[j], op->in[0]->type.dtype, vals, NULL);
+                LLVMBuildStore(B, sts[j].acc, sts[j].accp);
+                for (int k = 0; k < sts[j].ns; k++) LLVMBuildStore(B, sts[j].s[k], sts[j].sp[k]);
+            }
             f->nm = mark;
             cg_for_end(g, &le);
-            acc = LLVMBuildLoad2(B, at, accp, "");
+            for (int j = 0; j < n; j++) {
+                sts[j].acc = LLVMBuildLoad2(B, sts[j].at, sts[j].accp, "");
+                for (int k = 0; k < sts[j].ns; k++) sts[j].s[k] = LLVMBuildLoad2(B, sts[j].at, sts[j].sp[k], "");
+            }
         }
-        acc = group_reduce(f, &rk, op->code, acc);
-        f->red[op->out[0]->id] = from_acc(g, op->code, acc, L, odt);
+        if (n) group_reduce(f, &rk, sts, n, lv);
+        for (int j = 0; j < n; j++) {
+            const tir_op *op = plan.r[sts[j].slot].op;
+            f->red[op->out[0]->id] = from_acc(g, op->code, sts[j].acc, L, op->out[0]->type.dtype);
+            /* a row whose max is -inf: every e^(x - m) of the reference is NaN (a row of
+             * length 0 keeps the empty sum, 0) */
+            LLVMValueRef allinf = !sts[j].ns ? NULL : LLVMBuildAnd(
+                B, LLVMBuildFCmp(B, LLVMRealOEQ, sts[j].acc, fconst(sts[j].acc, -INFINITY), ""),
+                LLVMBuildICmp(B, LLVMIntNE, L, cg_i64(g, 0), ""), "");
+            for (int k = 0; k < sts[j].ns && allinf; k++) {
+                const tir_op *so = plan.r[sts[j].sum[k]].op;
+                LLVMValueRef sv = LLVMBuildSelect(B, allinf, fconst(sts[j].s[k], NAN), sts[j].s[k], "");
+                f->red[so->out[0]->id] = from_acc(g, so->code, sv, L, so->out[0]->type.dtype);
+            }
+        }
+        /* duplicates as soon as what they repeat is known: a later sweep may read them */
+        for (int i = 0; i < plan.nred; i++)
+            if (plan.r[i].kind == TIR_RR_DUP && plan.r[i].level == lv)
+                f->red[plan.r[i].op->out[0]->id] = f->red[plan.r[plan.r[i].of].op->out[0]->id];
     }
+    free(sts);
 
     // per-element results of the row: evaluated first, then stored under one guard
     bool any_full = false;
@@ -888,9 +1440,15 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     LLVMValueRef (*lanes)[MAXV] = malloc((size_t)(R->nres ? R->nres : 1) * sizeof *lanes);
     if (!lanes) {
         free(per_row);
+        free(gres);
+        free(goff);
+        free(gacc);
+        tir_fused_row_plan_free(&plan);
         return cg_fail(g, TIR_ERR_OOM, "out of memory");
     }
-    for (int c = 0; any_full && c < (chunks ? chunks : 1) && g->st == TIR_OK; c++) {
+    any_full = false;
+    for (int r = 0; r < R->nres; r++) any_full |= !per_row[r] && !gres[r];
+    for (int c = 0; (any_full || fgrid) && c < (chunks ? chunks : 1) && g->st == TIR_OK; c++) {
         cg_loop le;
         LLVMValueRef e;
         int mark = f->nm;
@@ -898,12 +1456,32 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         else e = cg_for_begin(g, &le, e0, L, step);
         crd co = row_crd(f, &rk, e);
         for (int r = 0; r < R->nres; r++)
-            if (!per_row[r]) eval(f, R->results[r], &co, lanes[r]);
+            if (!per_row[r] && !gres[r]) eval(f, R->results[r], &co, lanes[r]);
         LLVMValueRef ok = chunks && cok[c] ? LLVMBuildAnd(B, valid, cok[c], "") : valid;
+        /* the grid reductions fold their elements of this row into the thread's partials */
+        for (int i = 0; gacc && i < plan.nred; i++) {
+            if (plan.r[i].kind != TIR_RR_GRID || plan.r[i].rowval) continue;
+            const tir_op *op = plan.r[i].op;
+            tir_dtype idt = op->in[0]->type.dtype;
+            LLVMTypeRef at = acc_type(g, op->code, idt);
+            LLVMValueRef vals[MAXV], id = red_identity(at, op->code);
+            eval(f, op->in[0], &co, vals);
+            LLVMValueRef acc = plan.r[i].column ? NULL : LLVMBuildLoad2(B, at, gacc[i][0], "");
+            for (int j = 0; j < vec; j++) {
+                LLVMValueRef x = LLVMBuildSelect(B, ok, to_acc(g, idt, vals[j], at), id, "");
+                if (!plan.r[i].column) {
+                    acc = red_combine(g, op->code, acc, x);
+                    continue;
+                }
+                LLVMValueRef p = gacc[i][c * vec + j];
+                LLVMBuildStore(B, red_combine(g, op->code, LLVMBuildLoad2(B, at, p, ""), x), p);
+            }
+            if (acc) LLVMBuildStore(B, acc, gacc[i][0]);
+        }
         cg_if st;
         cg_if_begin(g, &st, ok);
         for (int r = 0; r < R->nres; r++) {
-            if (per_row[r]) continue;
+            if (per_row[r] || gres[r]) continue;
             LLVMValueRef off = co.flat ? co.flat : cg_offset(g, F, co.c);
             store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], off, lanes[r], vec);
         }
@@ -923,6 +1501,20 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         cg_unravel(g, rk.row, t, co.c);
         eval(f, R->results[r], &co, lanes[r]);
     }
+    /* totals of values per row: the group's first thread folds its row's value */
+    for (int i = 0; gacc && i < plan.nred; i++) {
+        if (plan.r[i].kind != TIR_RR_GRID || !plan.r[i].rowval) continue;
+        const tir_op *op = plan.r[i].op;
+        const tir_type *t = &op->in[0]->type;
+        LLVMTypeRef at = acc_type(g, op->code, t->dtype);
+        crd co = {.rank = t->rank, .lane = -1, .flat = rk.row, .flat_t = t};
+        cg_unravel(g, rk.row, t, co.c);
+        LLVMValueRef vals[MAXV];
+        eval(f, op->in[0], &co, vals);
+        LLVMValueRef ok = LLVMBuildAnd(B, valid, LLVMBuildICmp(B, LLVMIntEQ, rk.t, cg_i64(g, 0), ""), "");
+        LLVMValueRef x = LLVMBuildSelect(B, ok, to_acc(g, t->dtype, vals[0], at), red_identity(at, op->code), "");
+        LLVMBuildStore(B, red_combine(g, op->code, LLVMBuildLoad2(B, at, gacc[i][0], ""), x), gacc[i][0]);
+    }
     if (any_row) {
         cg_if st;
         cg_if_begin(g, &st, LLVMBuildAnd(B, valid, LLVMBuildICmp(B, LLVMIntEQ, rk.t, cg_i64(g, 0), ""), ""));
@@ -930,16 +1522,28 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
             if (per_row[r]) store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], rk.row, lanes[r], 1);
         cg_if_end(g, &st);
     }
-    free(lanes);
-    free(per_row);
     f->nm = 0;
     cg_for_end(g, &lr);
+    if (gmode && gacc && g->st == TIR_OK) grid_combine(f, fop, &rk, &plan, gacc, goff, gbytes, gres, chunks, rpb, Lc, rows);
+    free(lanes);
+    free(per_row);
+    free(gres);
+    free(goff);
+    free(gacc);
+    tir_fused_row_plan_free(&plan);
     LLVMBuildRetVoid(B);
 
     const tir_dim *gx = cg_ceil_div(g, rows_d, rpb);
     int64_t v64;
     if (tir_dim_is_const(gx, &v64) && v64 > (1 << 20)) gx = tir_dim_const(g->ctx, 1 << 20);
     g->k->grid[0] = gx;
+    if (gmode) {
+        /* a persistent grid: the launch keeps blocks_per_sm blocks per SM, so the partials
+         * (and the last block's combine) stay small whatever the number of rows */
+        int64_t bps = sched_int(sched, "blocks_per_sm", threads >= 1024 ? 1 : 1024 / threads);
+        g->k->persistent = (int)(bps < 1 ? 1 : bps > 32 ? 32 : bps);
+        g->k->workspace = tir_dim_const(g->ctx, gbytes);
+    }
     g->k->grid[1] = tir_dim_const(g->ctx, 1);
     g->k->grid[2] = tir_dim_const(g->ctx, 1);
     return g->st;
@@ -949,6 +1553,11 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
 
 tir_status tir_codegen_fused(tir_context *ctx, const tir_op *op, int id,
                              const tir_codegen_options *opts, tir_kernel *out, tir_diag *d) {
+    /* a matmul with its epilogue (passes/tile.c) is codegen/matmul_mma.c's; a body it declines
+     * (TIR_ERR_UNSUPPORTED) runs member by member (compiler/compile.c) */
+    const tir_attr_value *mk = tir_dict_get(tir_op_attr(op, "schedule"), "kind");
+    if (mk && mk->kind == TIR_ATTR_STR && strcmp(mk->u.s, "matmul") == 0)
+        return tir_codegen_matmul_region(ctx, op, id, opts, out, d);
     memset(out, 0, sizeof *out);
     out->alias_of = -1;
     out->init_from = -1;

@@ -88,6 +88,7 @@ bool tir_mma_config_valid(const tir_mma_config *c, char *why, size_t n) {
     if (c->warps_m < 1 || c->warps_n < 1) BAD("warps_m, warps_n must be >= 1");
     int groups = c->warps_m * c->warps_n;
     int threads = groups * (c->wgmma ? 128 : 32);
+    if (c->tma) threads += 128; /* the producer warpgroup */
     if (threads > 1024 || (c->wgmma ? groups * 4 : groups) > MAX_WARPS) BAD("too many warps");
     int wm = c->bm / c->warps_m, wn = c->bn / c->warps_n;
     if (wm * c->warps_m != c->bm || wn * c->warps_n != c->bn) BAD("warps must divide the tile");
@@ -102,11 +103,17 @@ bool tir_mma_config_valid(const tir_mma_config *c, char *why, size_t n) {
         if ((wm / 16) > MAX_FRAG || (wn / 16) > MAX_FRAG) BAD("warp tile too large");
         if ((wm / 16) * (wn / 8) * 4 > MAX_ACC) BAD("too many accumulators per thread");
     }
-    if ((c->bm * c->bk / 8) % threads || (c->bn * c->bk / 8) % threads)
+    if (c->tma) {
+        if (!c->wgmma) BAD("tma: needs wgmma");
+        if (c->bk != 64) BAD("tma: bk must be 64 (one 128-byte swizzled row)");
+        if (groups > 3) BAD("tma: at most 3 consumer warpgroups");
+        if (c->bm > 256 || c->bn > 256) BAD("tma: bm, bn must be <= 256 (one copy's box)");
+    } else if ((c->bm * c->bk / 8) % threads || (c->bn * c->bk / 8) % threads) {
         BAD("tile copies must divide evenly among %d threads", threads);
-    if (c->bm * c->bk / 8 / threads > MAX_CHUNKS || c->bn * c->bk / 8 / threads > MAX_CHUNKS)
+    } else if (c->bm * c->bk / 8 / threads > MAX_CHUNKS || c->bn * c->bk / 8 / threads > MAX_CHUNKS) {
         BAD("too many copies per thread");
-    long smem = (long)c->stages * (c->bm + c->bn) * c->bk * 2;
+    }
+    long smem = (long)c->stages * (c->bm + c->bn) * c->bk * 2 + (c->tma ? 16 * c->stages : 0);
     if (smem > 227 * 1024) BAD("needs %ld bytes of shared memory (at most 227 KiB)", smem);
     return true;
 #undef BAD
@@ -140,12 +147,38 @@ void tir_mma_pick_config(const tir_op *op, tir_mma_config *cfg) {
                                 .stages = 3, .group_m = 8, .wgmma = false};
 }
 
+/* d is a multiple of 8 for every binding of its symbols */
+static bool mult8(tir_context *ctx, const tir_dim *d) {
+    int64_t v;
+    if (tir_dim_is_const(d, &v)) return v % 8 == 0;
+    return ctx && tir_dim_exact_div(ctx, d, tir_dim_const(ctx, 8)) != NULL;
+}
+
+bool tir_matmul_tma_ok(const tir_op *op, const char *arch) {
+    if (!wgmma_arch(arch) || !op || op->code != TIR_OP_MATMUL || op->nin != 2 || op->nout != 1)
+        return false;
+    tir_codegen_options o = {arch ? arch : "sm_90a", 2};
+    if (!tir_matmul_mma_ok(op, &o) || !op->out[0]->func || !op->out[0]->func->module) return false;
+    tir_context *ctx = op->out[0]->func->module->ctx;
+    const tir_type *ta = &op->in[0]->type, *tb = &op->in[1]->type;
+    /* the contiguous dims: their length in bytes is every other dim's stride */
+    return mult8(ctx, ta->dims[ta->rank - 1]) && mult8(ctx, tb->dims[tb->rank - 1]);
+}
+
 void tir_mma_pick_config_for(const tir_op *op, const char *arch, tir_mma_config *cfg) {
     tir_mma_pick_config(op, cfg);
     const char *env = getenv("TIR_MATMUL_WGMMA");
     if (!wgmma_arch(arch) || (env && strcmp(env, "0") == 0) || small_problem(op)) return;
     int64_t M, N;
     op_mn(op, &M, &N);
+    const char *tenv = getenv("TIR_MATMUL_TMA");
+    if (!(tenv && strcmp(tenv, "0") == 0) && tir_matmul_tma_ok(op, arch)) {
+        /* two consumer warpgroups of 64x256 each, fed by a producer warpgroup through 4 stages
+         * of 48 KiB (CUTLASS's and ThunderKittens' choice for large bf16 problems) */
+        *cfg = (tir_mma_config){.bm = 128, .bn = 256, .bk = 64, .warps_m = 2, .warps_n = 1,
+                                .stages = 4, .group_m = 16, .wgmma = true, .tma = true};
+        return;
+    }
     /* two warpgroups of 64x256 each: the largest wgmma tile within the register budget; 4 stages
      * of 48 KiB keep the copies two k-steps ahead */
     *cfg = (tir_mma_config){.bm = 128, .bn = 256, .bk = 64, .warps_m = 2, .warps_n = 1,
@@ -200,6 +233,14 @@ typedef struct mm {
     wg_state ws;
     int nacc;
     LLVMValueRef acc[MAX_ACC];         /* f32 accumulators (layout: see the top of the file) */
+    /* buffers: a, b and the output are kernel buffers ia, ib, io of nbuf (0, 1, 2 of 3 for a
+     * plain matmul; a fused region's parameters and then its result for a region) */
+    int ia, ib, io, nbuf;
+    tir_dtype odt;                     /* the stored output's dtype */
+    const tir_func *rg;                /* a fused region whose epilogue the stores apply, or NULL */
+    const tir_op *mmop;                /* its matmul */
+    tir_type ob;                       /* the output's batch dims */
+    LLVMValueRef zc[TIR_MAX_RANK];     /* i64: this block's (tile's) batch coordinates */
 } mm;
 
 static LLVMValueRef i32c(mm *m, int v) { return cg_i32(m->g, v); }
@@ -620,18 +661,31 @@ static LLVMBasicBlockRef main_loop(mm *m, LLVMBasicBlockRef start, bool fast, LL
 /* ---------------------------------------------------------------- epilogue */
 
 /* out[row, col], out[row, col + 1] = v0, v1 where in range; col is even */
+static LLVMValueRef epi_eval(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef ok,
+                             LLVMValueRef acc);
+
 static void store_pair(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef v0, LLVMValueRef v1,
                        LLVMValueRef n_even) {
     cg *g = m->g;
     LLVMBuilderRef B = g->B;
-    LLVMTypeRef ht = m->dt == TIR_BF16 ? g->t_bf16 : g->t_f16;
-    LLVMValueRef h0 = LLVMBuildBitCast(B, LLVMBuildFPTrunc(B, v0, ht, ""), g->t_i16, "");
-    LLVMValueRef h1 = LLVMBuildBitCast(B, LLVMBuildFPTrunc(B, v1, ht, ""), g->t_i16, "");
     LLVMValueRef idx = add(m, mul(m, row, m->N), col);
     LLVMValueRef row_ok = ult(m, row, m->M);
     LLVMValueRef c0_ok = and1(m, row_ok, ult(m, col, m->N));
     LLVMValueRef c1_ok = and1(m, row_ok, ult(m, add(m, col, i64c(m, 1)), m->N));
     cg_if w;
+    if (m->odt != TIR_BF16 && m->odt != TIR_F16) {
+        /* an epilogue's f32 (or other) result: element stores, with the interpreter's rounding */
+        cg_if_begin(g, &w, c0_ok);
+        cg_store(g, m->odt, m->out, idx, cg_narrow(g, m->odt, v0));
+        cg_if_end(g, &w);
+        cg_if_begin(g, &w, c1_ok);
+        cg_store(g, m->odt, m->out, add(m, idx, i64c(m, 1)), cg_narrow(g, m->odt, v1));
+        cg_if_end(g, &w);
+        return;
+    }
+    LLVMTypeRef ht = m->odt == TIR_BF16 ? g->t_bf16 : g->t_f16;
+    LLVMValueRef h0 = LLVMBuildBitCast(B, LLVMBuildFPTrunc(B, v0, ht, ""), g->t_i16, "");
+    LLVMValueRef h1 = LLVMBuildBitCast(B, LLVMBuildFPTrunc(B, v1, ht, ""), g->t_i16, "");
     /* even N (and an aligned output): the pair is one aligned word, both or neither in range */
     cg_if_begin(g, &w, and1(m, n_even, c0_ok));
     LLVMValueRef v = LLVMGetUndef(m->t_v2i16);
@@ -649,6 +703,97 @@ static void store_pair(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef v
     st = LLVMBuildStore(B, h1, cg_gep(g, g->t_i16, m->out, add(m, idx, i64c(m, 1))));
     LLVMSetAlignment(st, 2);
     cg_if_end(g, &w);
+}
+
+/* 8 16-bit outputs at (row, col..col+7), packed in a (cols 0-3) and b (cols 4-7): one 16-byte
+ * store when the row is 16-byte aligned (n16) and all 8 are inside, else element stores */
+static void store_oct(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef a, LLVMValueRef b,
+                      LLVMValueRef n16) {
+    cg *g = m->g;
+    LLVMBuilderRef B = g->B;
+    LLVMValueRef idx = add(m, mul(m, row, m->N), col);
+    LLVMValueRef row_ok = ult(m, row, m->M);
+    LLVMValueRef full = and1(m, row_ok, LLVMBuildICmp(B, LLVMIntULE, add(m, col, i64c(m, 8)), m->N, ""));
+    LLVMBasicBlockRef vec = new_block(m, "st16"), part = new_block(m, "st_part"), done = new_block(m, "st_done");
+    LLVMBuildCondBr(B, and1(m, n16, full), vec, part);
+    LLVMPositionBuilderAtEnd(B, vec);
+    LLVMTypeRef v2 = LLVMVectorType(g->t_i64, 2);
+    LLVMValueRef v = LLVMBuildInsertElement(B, LLVMGetUndef(v2), a, i32c(m, 0), "");
+    v = LLVMBuildInsertElement(B, v, b, i32c(m, 1), "");
+    LLVMValueRef st = LLVMBuildStore(B, v, cg_gep(g, g->t_i16, m->out, idx));
+    LLVMSetAlignment(st, 16);
+    LLVMBuildBr(B, done);
+    LLVMPositionBuilderAtEnd(B, part);
+    for (int e = 0; e < 8; e++) {
+        LLVMValueRef w = e < 4 ? a : b;
+        LLVMValueRef h = LLVMBuildTrunc(B, LLVMBuildLShr(B, w, i64c(m, 16 * (e % 4)), ""), g->t_i16, "");
+        cg_if c;
+        cg_if_begin(g, &c, and1(m, row_ok, ult(m, add(m, col, i64c(m, e)), m->N)));
+        st = LLVMBuildStore(B, h, cg_gep(g, g->t_i16, m->out, add(m, idx, i64c(m, e))));
+        LLVMSetAlignment(st, 2);
+        cg_if_end(g, &c);
+    }
+    LLVMBuildBr(B, done);
+    LLVMPositionBuilderAtEnd(B, done);
+}
+
+/* the 16-bit bits of compute value v (f32) in the output dtype, as an i64 */
+static LLVMValueRef bits16(mm *m, LLVMValueRef v) {
+    cg *g = m->g;
+    LLVMTypeRef ht = m->odt == TIR_BF16 ? g->t_bf16 : g->t_f16;
+    LLVMValueRef h = LLVMBuildBitCast(g->B, LLVMBuildFPTrunc(g->B, v, ht, ""), g->t_i16, "");
+    return LLVMBuildZExt(g->B, h, g->t_i64, "");
+}
+
+/* The wgmma epilogue with 16-byte stores. Lane t of a quad holds columns 2t, 2t+1 of each 8-wide
+ * n-tile; two rounds of shuffles within the quad (xor 1, then xor 2) give lane t all 8 columns of
+ * n-tile 4j + t of each group of 4, so a warp stores 8 rows x 64 contiguous bytes per
+ * instruction instead of 8 x 16: a quarter of the store instructions, which bound the epilogue. */
+static void epilogue_wide(mm *m, LLVMValueRef row0, LLVMValueRef colq, int tiles_m, int tiles_n,
+                          int row_step) {
+    cg *g = m->g;
+    LLVMBuilderRef B = g->B;
+    LLVMValueRef oaddr = LLVMBuildPtrToInt(B, m->out, g->t_i64, "");
+    LLVMValueRef mis = LLVMBuildOr(B, LLVMBuildAnd(B, m->N, i64c(m, 7), ""),
+                                   LLVMBuildAnd(B, oaddr, i64c(m, 15), ""), "");
+    LLVMValueRef n16 = LLVMBuildICmp(B, LLVMIntEQ, mis, i64c(m, 0), "");
+    LLVMValueRef t = LLVMBuildAnd(B, m->lane, i32c(m, 3), "");
+    LLVMValueRef odd = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildAnd(B, t, i32c(m, 1), ""), i32c(m, 0), "");
+    LLVMValueRef hi2 = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildAnd(B, t, i32c(m, 2), ""), i32c(m, 0), "");
+    /* colq: the quad's first column (n-tile 0, lane 0); lane t stores n-tile 4j + t */
+    LLVMValueRef colt = add(m, colq, LLVMBuildZExt(B, mul(m, t, i32c(m, 8)), g->t_i64, ""));
+    for (int i = 0; i < tiles_m; i++) {
+        LLVMValueRef row = add(m, row0, i64c(m, row_step * i));
+        for (int j = 0; j < tiles_n / 4; j++) {
+            LLVMValueRef *q[4];
+            for (int k = 0; k < 4; k++) {
+                q[k] = &m->acc[(i * tiles_n + 4 * j + k) * 4];
+                LLVMValueRef col = add(m, colq, i64c(m, 8 * (4 * j + k)));
+                col = add(m, col, LLVMBuildZExt(B, mul(m, t, i32c(m, 2)), g->t_i64, ""));
+                LLVMValueRef col1 = add(m, col, i64c(m, 1));
+                for (int e = 0; m->rg && e < 4; e++)
+                    q[k][e] = epi_eval(m, e < 2 ? row : add(m, row, i64c(m, 8)), e & 1 ? col1 : col, NULL, q[k][e]);
+            }
+            for (int h = 0; h < 2; h++) {
+                LLVMValueRef w[4], u[2];
+                for (int k = 0; k < 4; k++)
+                    w[k] = LLVMBuildOr(B, bits16(m, q[k][2 * h]),
+                                       LLVMBuildShl(B, bits16(m, q[k][2 * h + 1]), i64c(m, 16), ""), "");
+                /* round 1: lanes t, t^1 swap so each holds 4 columns of one n-tile */
+                for (int kk = 0; kk < 2; kk++) {
+                    LLVMValueRef a = w[2 * kk], b = w[2 * kk + 1];
+                    LLVMValueRef send = LLVMBuildTrunc(B, LLVMBuildSelect(B, odd, a, b, ""), g->t_i32, "");
+                    LLVMValueRef r = LLVMBuildZExt(B, cg_shfl_xor(g, send, 1), g->t_i64, "");
+                    LLVMValueRef lo = LLVMBuildSelect(B, odd, r, a, ""), hi = LLVMBuildSelect(B, odd, b, r, "");
+                    u[kk] = LLVMBuildOr(B, lo, LLVMBuildShl(B, hi, i64c(m, 32), ""), "");
+                }
+                /* round 2: lanes t, t^2 swap so each holds all 8 columns of one n-tile */
+                LLVMValueRef r = cg_shfl_xor(g, LLVMBuildSelect(B, hi2, u[0], u[1], ""), 2);
+                LLVMValueRef a = LLVMBuildSelect(B, hi2, r, u[0], ""), b = LLVMBuildSelect(B, hi2, u[1], r, "");
+                store_oct(m, h ? add(m, row, i64c(m, 8)) : row, add(m, colt, i64c(m, 32 * j)), a, b, n16);
+            }
+        }
+    }
 }
 
 /* each accumulator quad holds rows g and g+8, columns 2t and 2t+1 of a 16x8 tile */
@@ -679,12 +824,20 @@ static void epilogue(mm *m) {
         LLVMValueRef wq = LLVMBuildShl(B, LLVMBuildAnd(B, m->warp, i32c(m, 3), ""), i32c(m, 4), "");
         row0 = add(m, m->m0, sext(m, add(m, add(m, m->ws.wm0, wq), gid)));
         col0 = add(m, m->n0, sext(m, add(m, m->ws.wn0, tig)));
+        if ((m->odt == TIR_BF16 || m->odt == TIR_F16) && tiles_n % 4 == 0) {
+            epilogue_wide(m, row0, add(m, m->n0, sext(m, m->ws.wn0)), tiles_m, tiles_n, row_step);
+            return;
+        }
     }
     for (int i = 0; i < tiles_m; i++) {
         LLVMValueRef row = add(m, row0, i64c(m, row_step * i));
         for (int n = 0; n < tiles_n; n++) {
             LLVMValueRef *q = &m->acc[(i * tiles_n + n) * 4];
-            LLVMValueRef col = add(m, col0, i64c(m, 8 * n));
+            LLVMValueRef col = add(m, col0, i64c(m, 8 * n)), col1 = add(m, col, i64c(m, 1));
+            /* a fused epilogue on the quad's four elements before its stores: its loads (a
+             * bias) see no store in between that could alias them, so the two rows share them */
+            for (int e = 0; m->rg && e < 4; e++)
+                q[e] = epi_eval(m, e < 2 ? row : add(m, row, i64c(m, 8)), e & 1 ? col1 : col, NULL, q[e]);
             store_pair(m, row, col, q[0], q[1], n_even);
             store_pair(m, add(m, row, i64c(m, 8)), col, q[2], q[3], n_even);
         }
@@ -718,7 +871,8 @@ static void build(mm *m, const tir_op *op, const char *name) {
     cg_use_type(g, ta);
     cg_use_type(g, tb);
     cg_use_type(g, to);
-    cg_begin_kernel(g, name, 3, m->threads);
+    for (int i = 0; m->rg && i < m->rg->nparams; i++) cg_use_type(g, &m->rg->params[i]->type);
+    cg_begin_kernel(g, name, m->nbuf, m->threads);
     if (g->st != TIR_OK) return;
 
     /* the dynamic shared memory: 1024-byte alignment makes every 128-byte-swizzle pattern start
@@ -766,13 +920,15 @@ static void build(mm *m, const tir_op *op, const char *name) {
         a_off = mul(m, cg_bcast_offset(g, &ab, ob.rank, coords), mul(m, m->M, m->K));
         b_off = mul(m, cg_bcast_offset(g, &bb, ob.rank, coords), mul(m, m->K, m->N));
         o_off = mul(m, z, mul(m, m->M, m->N));
+        memcpy(m->zc, coords, sizeof *coords * (size_t)ob.rank);
     }
-    m->out = cg_gep(g, g->t_i16, g->buf[2], o_off);
+    m->ob = ob;
+    m->out = cg_gep(g, cg_stype(g, m->odt), g->buf[m->io], o_off);
 
     m->A = (opnd){.mn_major = tra, .tile_mn = c->bm, .off = 0};
     m->B = (opnd){.mn_major = !trb, .tile_mn = c->bn, .off = c->bm * c->bk * 2};
-    opnd_setup(m, &m->A, cg_gep(g, g->t_i16, g->buf[0], a_off), m->m0, m->M);
-    opnd_setup(m, &m->B, cg_gep(g, g->t_i16, g->buf[1], b_off), m->n0, m->N);
+    opnd_setup(m, &m->A, cg_gep(g, g->t_i16, g->buf[m->ia], a_off), m->m0, m->M);
+    opnd_setup(m, &m->B, cg_gep(g, g->t_i16, g->buf[m->ib], b_off), m->n0, m->N);
 
     if (!c->wgmma) {
         sync_state *s = &m->ss;
@@ -838,41 +994,601 @@ static void build(mm *m, const tir_op *op, const char *name) {
     k->shared_bytes = c->stages * m->stage_bytes;
 }
 
-tir_status tir_codegen_matmul_mma(tir_context *ctx, const tir_op *op, int id,
-                                  const tir_codegen_options *opts, const tir_mma_config *cfg,
-                                  tir_kernel *out, tir_diag *d) {
+/* ---------------------------------------------------------------- the TMA kernel (sm_90a)
+ *
+ * Block: warpgroup 0 produces, warpgroups 1..G consume (G = warps_m * warps_n, each with the
+ * wgmma tile of the cp.async kernel). Shared memory: `stages` buffers of (bm + bn) x 64 elements
+ * in the layout above (A then B), then the barriers full[stages], empty[stages].
+ *   producer (one thread): for each of the block's tiles, for each k-step: wait until empty[s]
+ *     completes the phase before ph (a fresh barrier counts as having completed it), announce the
+ *     stage's bytes on full[s] and start the copies, which complete full[s]'s phase;
+ *   consumers: wait for full[s]'s phase ph, wgmma over the stage, wait for the wgmmas to finish
+ *     reading, and arrive on empty[s] (lane 0 of each consumer warp: empty counts 4G arrivals).
+ * s and ph run over k-steps of every tile alike on both sides, so they never need to agree
+ * other than through the barriers. A K-major tile is one copy of box {64, rows} (64 elements of
+ * K = one 128-byte swizzled row); an MN-major tile is mn/64 copies of box {64, 64}, one per
+ * 128-byte panel, which is the layout wg_opnd_desc reads. Out-of-range parts of a box read as
+ * zeros and count towards the stage's bytes, so ragged M, N, K need no special case. */
+
+/* an inline-asm statement with side effects; argument types are the values' */
+static LLVMValueRef tma_asm(mm *m, LLVMTypeRef rty, const char *text, const char *cons, int n,
+                            LLVMValueRef *args) {
+    LLVMTypeRef pt[8];
+    for (int i = 0; i < n; i++) pt[i] = LLVMTypeOf(args[i]);
+    LLVMTypeRef fty = LLVMFunctionType(rty, pt, (unsigned)n, 0);
+    LLVMValueRef f = LLVMGetInlineAsm(fty, text, strlen(text), cons, strlen(cons), 1, 0,
+                                      LLVMInlineAsmDialectATT, 0);
+    return LLVMBuildCall2(m->g->B, fty, f, args, (unsigned)n, "");
+}
+
+/* the 32-bit shared-memory address of byte `off` (i32) of the dynamic shared memory */
+static LLVMValueRef saddr(mm *m, LLVMValueRef off) {
+    LLVMValueRef p = LLVMBuildPtrToInt(m->g->B, smem_at(m, off), m->g->t_i64, "");
+    return LLVMBuildTrunc(m->g->B, p, m->g->t_i32, "");
+}
+
+/* wait until the barrier at `bar` (i32 shared address) completes the phase of parity `par` */
+static void mbar_wait(mm *m, LLVMValueRef bar, LLVMValueRef par) {
+    LLVMBuilderRef B = m->g->B;
+    LLVMBasicBlockRef spin = new_block(m, "mbar_wait"), done = new_block(m, "mbar_done");
+    LLVMBuildBr(B, spin);
+    LLVMPositionBuilderAtEnd(B, spin);
+    LLVMValueRef args[2] = {bar, par};
+    LLVMValueRef ok = tma_asm(m, m->g->t_i32,
+                              "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [$1], $2;\n"
+                              "selp.b32 $0, 1, 0, p;\n}",
+                              "=r,r,r", 2, args);
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, ok, i32c(m, 0), ""), done, spin);
+    LLVMPositionBuilderAtEnd(B, done);
+}
+
+typedef struct tma_tile {
+    LLVMValueRef m0, n0; /* i64: the tile's first output row and column */
+    LLVMValueRef z;      /* i64: its batch index */
+} tma_tile;
+
+/* tile t (i64) of the walk: batch-major, grouped rasterisation within a batch */
+static tma_tile tma_tile_of(mm *m, LLVMValueRef t, LLVMValueRef tiles_m, LLVMValueRef tiles_n) {
+    LLVMBuilderRef B = m->g->B;
+    const tir_mma_config *c = &m->c;
+    tma_tile r;
+    LLVMValueRef tiles = mul(m, tiles_m, tiles_n);
+    r.z = LLVMBuildUDiv(B, t, tiles, "");
+    LLVMValueRef pid = LLVMBuildURem(B, t, tiles, "");
+    LLVMValueRef in_group = mul(m, i64c(m, c->group_m), tiles_n);
+    LLVMValueRef first_m = mul(m, LLVMBuildUDiv(B, pid, in_group, ""), i64c(m, c->group_m));
+    LLVMValueRef gsize = cg_umin(m->g, LLVMBuildSub(B, tiles_m, first_m, ""), i64c(m, c->group_m));
+    LLVMValueRef rr = LLVMBuildURem(B, pid, in_group, "");
+    r.m0 = mul(m, add(m, first_m, LLVMBuildURem(B, rr, gsize, "")), i64c(m, c->bm));
+    r.n0 = mul(m, LLVMBuildUDiv(B, rr, gsize, ""), i64c(m, c->bn));
+    return r;
+}
+
+/* The kernel's signature: a, b, out, the tensor maps of a and b (byval, grid constants: the
+ * copies read them in the parameter space), the symbolic sizes. */
+static void tma_begin_kernel(mm *m, const char *name, const tir_kparam_tmap *ta,
+                             const tir_kparam_tmap *tb, int threads, int max_regs) {
+    cg *g = m->g;
+    int nbuf = m->nbuf, np = nbuf + 2 + g->ndim;
+    LLVMTypeRef *pt = malloc(sizeof *pt * (size_t)np);
+    g->buf = malloc(sizeof *g->buf * (size_t)nbuf);
+    g->k->params = malloc(sizeof *g->k->params * (size_t)np);
+    if (!pt || !g->buf || !g->k->params) {
+        free(pt);
+        cg_fail(g, TIR_ERR_OOM, "out of memory");
+        return;
+    }
+    for (int i = 0; i < nbuf; i++) pt[i] = g->t_gptr;
+    LLVMTypeRef gen = LLVMPointerTypeInContext(g->C, 0);
+    pt[nbuf] = pt[nbuf + 1] = gen;
+    for (int i = 0; i < g->ndim; i++) pt[nbuf + 2 + i] = g->t_i64;
+    LLVMTypeRef fty = LLVMFunctionType(g->t_void, pt, (unsigned)np, 0);
+    free(pt);
+    g->fn = LLVMAddFunction(g->M, name, fty);
+    LLVMSetFunctionCallConv(g->fn, 71 /* ptx_kernel */);
+    char v[16];
+    /* a register cap at entry (maxntid with one block per SM) lets setmaxnreg move registers */
+    snprintf(v, sizeof v, "%d", threads);
+    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->C, "nvvm.maxntid", 12, v, (unsigned)strlen(v)));
+    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->C, "nvvm.minctasm", 13, "1", 1));
+    snprintf(v, sizeof v, "%d", max_regs);
+    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->C, "nvvm.maxnreg", 12, v, (unsigned)strlen(v)));
+    LLVMTypeRef blob = LLVMArrayType2(g->t_i8, 128);
+    unsigned k_byval = LLVMGetEnumAttributeKindForName("byval", 5);
+    unsigned k_align = LLVMGetEnumAttributeKindForName("align", 5);
+    for (int i = 0; i < 2; i++) {
+        unsigned idx = (unsigned)(nbuf + i + 1); /* attribute indices of parameters are 1-based */
+        LLVMAddAttributeAtIndex(g->fn, idx, LLVMCreateTypeAttribute(g->C, k_byval, blob));
+        LLVMAddAttributeAtIndex(g->fn, idx, LLVMCreateEnumAttribute(g->C, k_align, 64));
+        LLVMAddAttributeAtIndex(g->fn, idx,
+                                LLVMCreateStringAttribute(g->C, "nvvm.grid_constant", 18, "", 0));
+    }
+    g->nbuf = nbuf;
+    for (int i = 0; i < nbuf; i++) {
+        g->k->params[i] = (tir_kparam){.kind = TIR_KP_BUFFER, .index = i};
+        g->buf[i] = LLVMGetParam(g->fn, (unsigned)i);
+    }
+    g->k->params[nbuf] = (tir_kparam){.kind = TIR_KP_TMAP, .index = m->ia, .tmap = *ta};
+    g->k->params[nbuf + 1] = (tir_kparam){.kind = TIR_KP_TMAP, .index = m->ib, .tmap = *tb};
+    for (int i = 0; i < g->ndim; i++) {
+        g->k->params[nbuf + 2 + i] = (tir_kparam){.kind = TIR_KP_DIM, .index = -1, .dim = g->dim[i]};
+        g->dimv[i] = LLVMGetParam(g->fn, (unsigned)(nbuf + 2 + i));
+    }
+    g->k->nparams = np;
+    g->k->block[0] = threads;
+    g->k->block[1] = g->k->block[2] = 1;
+    LLVMPositionBuilderAtEnd(g->B, LLVMAppendBasicBlockInContext(g->C, g->fn, "entry"));
+}
+
+/* The view of operand o (stored type t, 3-D: its two matrix dims and its batch) and the copies of
+ * one stage: K-major, one box {64, tile_mn}; MN-major, tile_mn/64 boxes {64, 64}. */
+static void tma_view(mm *m, const opnd *o, const tir_type *t, tir_kparam_tmap *v) {
+    cg *g = m->g;
+    tir_type bt = batch_type(t);
+    const tir_dim *inner = t->dims[t->rank - 1], *outer = t->dims[t->rank - 2];
+    const tir_dim *mat = tir_dim_mul(g->ctx, inner, outer);
+    const tir_dim *nb = bt.rank > 0 ? cg_numel_dim(g, &bt) : tir_dim_const(g->ctx, 1);
+    if (!mat) {
+        cg_fail(g, TIR_ERR_UNSUPPORTED, "matmul: matrix size overflows int64");
+        mat = tir_dim_const(g->ctx, 1);
+    }
+    *v = (tir_kparam_tmap){.dtype = m->dt, .rank = 3, .dims = {inner, outer, nb},
+                           .strides = {NULL, inner, mat}, .box = {64, o->mn_major ? 64 : o->tile_mn, 1},
+                           .swizzle = 128};
+}
+
+/* the copies of k-step kt (i64) of operand o into the stage at byte `tile` (i32), completing on
+ * the barrier at `bar`; zc is the operand's batch coordinate (i32) */
+static void tma_load(mm *m, const opnd *o, LLVMValueRef tmap, LLVMValueRef tile, LLVMValueRef bar,
+                     LLVMValueRef mn0, LLVMValueRef kt, LLVMValueRef zc) {
+    cg *g = m->g;
+    LLVMBuilderRef B = g->B;
+    LLVMValueRef k0 = LLVMBuildTrunc(B, mul(m, kt, i64c(m, m->c.bk)), g->t_i32, "");
+    LLVMValueRef mn = LLVMBuildTrunc(B, mn0, g->t_i32, "");
+    const char *text = "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                       " [$0], [$1, {$2, $3, $4}], [$5];";
+    int n = o->mn_major ? o->tile_mn / 64 : 1;
+    for (int p = 0; p < n; p++) {
+        LLVMValueRef dst = saddr(m, add(m, tile, i32c(m, o->off + p * o->rows * 128)));
+        LLVMValueRef c0 = o->mn_major ? add(m, mn, i32c(m, 64 * p)) : k0;
+        LLVMValueRef c1 = o->mn_major ? k0 : mn;
+        LLVMValueRef args[6] = {dst, tmap, c0, c1, zc, bar};
+        tma_asm(m, g->t_void, text, "r,l,r,r,r,r", 6, args);
+    }
+}
+
+static void build_tma(mm *m, const tir_op *op, const char *name) {
+    cg *g = m->g;
+    LLVMBuilderRef B = g->B;
+    const tir_type *ta = &op->in[0]->type, *tb = &op->in[1]->type, *to = &op->out[0]->type;
+    bool tra = tir_attr_bool(op, "transpose_a", false), trb = tir_attr_bool(op, "transpose_b", false);
+    const tir_mma_config *c = &m->c;
+    int groups = c->warps_m * c->warps_n;
+    m->threads = (groups + 1) * 128;
+    m->stage_bytes = (c->bm + c->bn) * c->bk * 2;
+    m->t_v2i16 = LLVMVectorType(g->t_i16, 2);
+    int bars = c->stages * m->stage_bytes; /* full[s] at bars + 8s, empty[s] at bars + 8(stages + s) */
+    /* registers: the producer gives up all but 40; the consumers share the rest (multiples of 8) */
+    int entry_regs = (65536 / m->threads) / 8 * 8;
+    if (entry_regs > 255) entry_regs = 255;
+    int cons_regs = ((65536 / 128 - 40) / groups) / 8 * 8;
+    if (cons_regs > 240) cons_regs = 240;
+
+    m->A = (opnd){.mn_major = tra, .tile_mn = c->bm, .off = 0};
+    m->B = (opnd){.mn_major = !trb, .tile_mn = c->bn, .off = c->bm * c->bk * 2};
+    m->A.rows = tra ? c->bk : c->bm;
+    m->A.cpr = (tra ? c->bm : c->bk) / 8;
+    m->B.rows = trb ? c->bn : c->bk;
+    m->B.cpr = (trb ? c->bk : c->bn) / 8;
+    tir_kparam_tmap va, vb;
+    tma_view(m, &m->A, ta, &va);
+    tma_view(m, &m->B, tb, &vb);
+
+    cg_use_type(g, ta);
+    cg_use_type(g, tb);
+    cg_use_type(g, to);
+    for (int i = 0; m->rg && i < m->rg->nparams; i++) cg_use_type(g, &m->rg->params[i]->type);
+    if (g->st != TIR_OK) return;
+    tma_begin_kernel(m, name, &va, &vb, m->threads, entry_regs);
+    if (g->st != TIR_OK) return;
+    LLVMValueRef tmap_a = LLVMGetParam(g->fn, (unsigned)m->nbuf);
+    LLVMValueRef tmap_b = LLVMGetParam(g->fn, (unsigned)m->nbuf + 1);
+
+    char sname[80];
+    snprintf(sname, sizeof sname, "%s_smem", name);
+    m->smem = LLVMAddGlobalInAddressSpace(g->M, LLVMArrayType2(g->t_i8, 0), sname, 3);
+    LLVMSetLinkage(m->smem, LLVMExternalLinkage);
+    LLVMSetAlignment(m->smem, 1024);
+
+    /* loop state lives in allocas (promoted to registers by SROA) */
+    LLVMValueRef v_s = LLVMBuildAlloca(B, g->t_i32, "s"), v_ph = LLVMBuildAlloca(B, g->t_i32, "ph");
+    LLVMValueRef v_acc = LLVMBuildAlloca(B, LLVMArrayType2(g->t_f32, MAX_ACC), "acc");
+
+    m->tid = sreg32(m, "tid.x");
+    m->lane = LLVMBuildAnd(B, m->tid, i32c(m, 31), "");
+    m->warp = LLVMBuildLShr(B, m->tid, i32c(m, 5), "");
+    m->M = cg_dimv(g, to->dims[to->rank - 2]);
+    m->N = cg_dimv(g, to->dims[to->rank - 1]);
+    m->K = cg_dimv(g, ta->dims[ta->rank - (tra ? 2 : 1)]);
+
+    LLVMBasicBlockRef work = new_block(m, "work"), quit = new_block(m, "quit");
+    LLVMValueRef empty = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, m->M, i64c(m, 0), ""),
+                                     LLVMBuildICmp(B, LLVMIntEQ, m->N, i64c(m, 0), ""), "");
+    LLVMBuildCondBr(B, empty, quit, work);
+    LLVMPositionBuilderAtEnd(B, quit);
+    LLVMBuildRetVoid(B);
+    LLVMPositionBuilderAtEnd(B, work);
+
+    tir_type ob = batch_type(to), ab = batch_type(ta), bb = batch_type(tb);
+    LLVMValueRef tiles_m = LLVMBuildUDiv(B, add(m, m->M, i64c(m, c->bm - 1)), i64c(m, c->bm), "");
+    LLVMValueRef tiles_n = LLVMBuildUDiv(B, add(m, m->N, i64c(m, c->bn - 1)), i64c(m, c->bn), "");
+    LLVMValueRef nbatch = ob.rank > 0 ? cg_numel(g, &ob) : i64c(m, 1);
+    LLVMValueRef total = mul(m, mul(m, tiles_m, tiles_n), nbatch);
+    LLVMValueRef kt_n = LLVMBuildUDiv(B, add(m, m->K, i64c(m, c->bk - 1)), i64c(m, c->bk), "");
+    LLVMValueRef t0 = LLVMBuildZExt(B, sreg32(m, "ctaid.x"), g->t_i64, "");
+    LLVMValueRef tstep = LLVMBuildZExt(B, sreg32(m, "nctaid.x"), g->t_i64, "");
+
+    /* barriers: made by one thread, visible to the copy engine and every thread before use */
+    cg_if ifz;
+    cg_if_begin(g, &ifz, LLVMBuildICmp(B, LLVMIntEQ, m->tid, i32c(m, 0), ""));
+    for (int s = 0; s < c->stages; s++) {
+        LLVMValueRef a1[2] = {saddr(m, i32c(m, bars + 8 * s)), i32c(m, 1)};
+        tma_asm(m, g->t_void, "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r", 2, a1);
+        LLVMValueRef a2[2] = {saddr(m, i32c(m, bars + 8 * (c->stages + s))), i32c(m, 4 * groups)};
+        tma_asm(m, g->t_void, "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r", 2, a2);
+    }
+    tma_asm(m, g->t_void, "fence.mbarrier_init.release.cluster;", "", 0, NULL);
+    cg_if_end(g, &ifz);
+    cg_barrier(g);
+    LLVMBuildStore(B, i32c(m, 0), v_s);
+    LLVMBuildStore(B, i32c(m, 0), v_ph);
+
+    LLVMValueRef wg = LLVMBuildLShr(B, m->tid, i32c(m, 7), "");
+    LLVMBasicBlockRef prod = new_block(m, "producer"), cons = new_block(m, "consumer");
+    LLVMBasicBlockRef fin = new_block(m, "finish");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntEQ, wg, i32c(m, 0), ""), prod, cons);
+
+    /* advance the ring position: s + 1, flipping the parity on wrap-around */
+#define ADVANCE()                                                                                 \
+    do {                                                                                          \
+        LLVMValueRef s1 = add(m, s, i32c(m, 1));                                                  \
+        LLVMValueRef wrap = LLVMBuildICmp(B, LLVMIntEQ, s1, i32c(m, c->stages), "");              \
+        LLVMBuildStore(B, LLVMBuildSelect(B, wrap, i32c(m, 0), s1, ""), v_s);                     \
+        LLVMBuildStore(B, LLVMBuildSelect(B, wrap, LLVMBuildXor(B, ph, i32c(m, 1), ""), ph, ""),  \
+                       v_ph);                                                                     \
+    } while (0)
+
+    /* ---- producer */
+    LLVMPositionBuilderAtEnd(B, prod);
+    {
+        tma_asm(m, g->t_void, "setmaxnreg.dec.sync.aligned.u32 40;", "", 0, NULL);
+        cg_if one;
+        cg_if_begin(g, &one, LLVMBuildICmp(B, LLVMIntEQ, m->tid, i32c(m, 0), ""));
+        cg_loop tl;
+        LLVMValueRef t = cg_for_begin(g, &tl, t0, total, tstep);
+        tma_tile tt = tma_tile_of(m, t, tiles_m, tiles_n);
+        LLVMValueRef za = i32c(m, 0), zb = i32c(m, 0);
+        if (ob.rank > 0) {
+            LLVMValueRef coords[TIR_MAX_RANK];
+            cg_unravel(g, tt.z, &ob, coords);
+            za = LLVMBuildTrunc(B, cg_bcast_offset(g, &ab, ob.rank, coords), g->t_i32, "");
+            zb = LLVMBuildTrunc(B, cg_bcast_offset(g, &bb, ob.rank, coords), g->t_i32, "");
+        }
+        cg_loop kl;
+        LLVMValueRef kt = cg_for_begin(g, &kl, i64c(m, 0), kt_n, i64c(m, 1));
+        LLVMValueRef s = LLVMBuildLoad2(B, g->t_i32, v_s, ""), ph = LLVMBuildLoad2(B, g->t_i32, v_ph, "");
+        LLVMValueRef full = saddr(m, add(m, i32c(m, bars), mul(m, s, i32c(m, 8))));
+        LLVMValueRef emp = saddr(m, add(m, i32c(m, bars + 8 * c->stages), mul(m, s, i32c(m, 8))));
+        mbar_wait(m, emp, LLVMBuildXor(B, ph, i32c(m, 1), ""));
+        LLVMValueRef ex[2] = {full, i32c(m, m->stage_bytes)};
+        tma_asm(m, g->t_void, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r", 2, ex);
+        LLVMValueRef tile = mul(m, s, i32c(m, m->stage_bytes));
+        tma_load(m, &m->A, tmap_a, tile, full, tt.m0, kt, za);
+        tma_load(m, &m->B, tmap_b, tile, full, tt.n0, kt, zb);
+        ADVANCE();
+        cg_for_end(g, &kl);
+        cg_for_end(g, &tl);
+        cg_if_end(g, &one);
+        LLVMBuildBr(B, fin);
+    }
+
+    /* ---- consumers */
+    LLVMPositionBuilderAtEnd(B, cons);
+    {
+        char t[64];
+        snprintf(t, sizeof t, "setmaxnreg.inc.sync.aligned.u32 %d;", cons_regs);
+        tma_asm(m, g->t_void, t, "", 0, NULL);
+        wg_state *ws = &m->ws;
+        ws->wm = c->bm / c->warps_m;
+        ws->wn = c->bn / c->warps_n;
+        ws->mi = ws->wm / 64;
+        ws->nacc = ws->wn / 2;
+        LLVMValueRef wgi = LLVMBuildSub(B, wg, i32c(m, 1), "");
+        ws->wm0 = mul(m, LLVMBuildUDiv(B, wgi, i32c(m, c->warps_n), ""), i32c(m, ws->wm));
+        ws->wn0 = mul(m, LLVMBuildURem(B, wgi, i32c(m, c->warps_n), ""), i32c(m, ws->wn));
+        wg_build_asm(m);
+        if (g->st != TIR_OK) return;
+        m->nacc = ws->mi * ws->nacc;
+        LLVMTypeRef at = LLVMArrayType2(g->t_f32, MAX_ACC);
+        LLVMValueRef accp[MAX_ACC];
+        for (int i = 0; i < m->nacc; i++) {
+            LLVMValueRef idx[2] = {i32c(m, 0), i32c(m, i)};
+            accp[i] = LLVMBuildInBoundsGEP2(B, at, v_acc, idx, 2, "");
+        }
+        cg_loop tl;
+        LLVMValueRef tv = cg_for_begin(g, &tl, t0, total, tstep);
+        tma_tile tt = tma_tile_of(m, tv, tiles_m, tiles_n);
+        for (int i = 0; i < m->nacc; i++) LLVMBuildStore(B, LLVMConstReal(g->t_f32, 0.0), accp[i]);
+        cg_loop kl;
+        cg_for_begin(g, &kl, i64c(m, 0), kt_n, i64c(m, 1));
+        LLVMValueRef s = LLVMBuildLoad2(B, g->t_i32, v_s, ""), ph = LLVMBuildLoad2(B, g->t_i32, v_ph, "");
+        LLVMValueRef full = saddr(m, add(m, i32c(m, bars), mul(m, s, i32c(m, 8))));
+        LLVMValueRef emp = saddr(m, add(m, i32c(m, bars + 8 * c->stages), mul(m, s, i32c(m, 8))));
+        mbar_wait(m, full, ph);
+        for (int i = 0; i < m->nacc; i++) m->acc[i] = LLVMBuildLoad2(B, g->t_f32, accp[i], "");
+        wg_compute(m, s);
+        /* wait for this step's wgmmas before releasing the stage: keeping one step in flight
+         * (wait_group 1, releasing the step before) measured 3-7% slower on the H100, as the
+         * stage stays held longer and the producer runs fewer steps ahead */
+        wg_wait(m, 0);
+        for (int i = 0; i < m->nacc; i++) LLVMBuildStore(B, m->acc[i], accp[i]);
+        cg_if rel;
+        cg_if_begin(g, &rel, LLVMBuildICmp(B, LLVMIntEQ, m->lane, i32c(m, 0), ""));
+        tma_asm(m, g->t_void, "mbarrier.arrive.shared::cta.b64 _, [$0];", "r", 1, &emp);
+        cg_if_end(g, &rel);
+        ADVANCE();
+        cg_for_end(g, &kl);
+        /* the epilogue: this batch's output, the tile's origin, the accumulators */
+        LLVMValueRef o_off = ob.rank > 0 ? mul(m, tt.z, mul(m, m->M, m->N)) : i64c(m, 0);
+        if (ob.rank > 0) cg_unravel(g, tt.z, &ob, m->zc);
+        m->ob = ob;
+        m->out = cg_gep(g, cg_stype(g, m->odt), g->buf[m->io], o_off);
+        m->m0 = tt.m0;
+        m->n0 = tt.n0;
+        for (int i = 0; i < m->nacc; i++) m->acc[i] = LLVMBuildLoad2(B, g->t_f32, accp[i], "");
+        epilogue(m);
+        cg_for_end(g, &tl);
+        LLVMBuildBr(B, fin);
+    }
+#undef ADVANCE
+    LLVMPositionBuilderAtEnd(B, fin);
+    LLVMBuildRetVoid(B);
+
+    tir_kernel *k = g->k;
+    const tir_dim *Md = to->dims[to->rank - 2], *Nd = to->dims[to->rank - 1];
+    const tir_dim *gx = tir_dim_mul(g->ctx, cg_ceil_div(g, Md, c->bm), cg_ceil_div(g, Nd, c->bn));
+    if (gx && ob.rank > 0) gx = tir_dim_mul(g->ctx, gx, cg_numel_dim(g, &ob));
+    if (!gx) {
+        cg_fail(g, TIR_ERR_UNSUPPORTED, "matmul: grid size overflows int64");
+        return;
+    }
+    k->grid[0] = gx;
+    k->grid[1] = k->grid[2] = tir_dim_const(g->ctx, 1);
+    k->persistent = 1;
+    k->shared_bytes = bars + 16 * c->stages;
+}
+
+/* ---------------------------------------------------------------- fused epilogues
+ *
+ * A kind="matmul" region: its matmul's accumulators go through the region's elementwise members
+ * before the one store. Every member is evaluated per output element in f32 (f64 for f64, ints
+ * as in codegen/elementwise.c) and rounded at its own dtype, as the interpreter rounds: the
+ * matmul's result itself is first rounded to its dtype (bf16), since that is what its readers
+ * see. Parameters other than the matmul's operands are loaded at the element's coordinates,
+ * broadcast (a bias [N], a residual [.., M, N], a scalar), and only for elements inside the
+ * output, so no load leaves its buffer. */
+
+/* the compute value of dtype dt for a result r, rounded as the interpreter rounds */
+static LLVMValueRef epi_round(cg *g, tir_dtype dt, LLVMValueRef r) {
+    if (dt == TIR_F32 || dt == TIR_F64 || !tir_dtype_is_float(dt)) return r;
+    if (dt == TIR_BF16 && LLVMTypeOf(r) == g->t_f32)
+        return LLVMBuildFPExt(g->B, LLVMBuildFPTrunc(g->B, r, g->t_bf16, ""), g->t_f32, "");
+    return cg_widen(g, dt, cg_narrow(g, dt, r));
+}
+
+static LLVMValueRef epi_const(cg *g, tir_dtype dt, double v) {
+    v = tir_dtype_round(dt, v);
+    if (tir_dtype_is_float(dt)) return LLVMConstReal(cg_ctype(g, dt), v);
+    if (dt == TIR_BOOL) return LLVMConstInt(g->t_i1, v != 0, 0);
+    return LLVMConstInt(cg_ctype(g, dt), (unsigned long long)(long long)v, 1);
+}
+
+/* one elementwise member on its operands' compute values */
+static LLVMValueRef epi_scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
+    tir_opcode code = op->code;
+    tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
+    unsigned fl = tir_ops[code].flags;
+    if (code == TIR_OP_WHERE) return LLVMBuildSelect(g->B, a[0], a[1], a[2], "");
+    if (code == TIR_OP_CAST) {
+        if (odt == TIR_BF16 && (dt == TIR_F32 || dt == TIR_F16 || dt == TIR_BF16)) return epi_round(g, odt, a[0]);
+        return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
+    }
+    if (fl & TIR_F_LOGIC)
+        return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
+               : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
+                                    : LLVMBuildOr(g->B, a[0], a[1], "");
+    if (fl & TIR_F_COMPARE) return cg_compare(g, code, dt, a[0], a[1]);
+    LLVMValueRef r = NULL;
+    if (tir_dtype_is_float(dt)) {
+        if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return epi_round(g, odt, r);
+    } else if (tir_dtype_is_int(dt)) {
+        r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);
+        if (r) return cg_cast(g, TIR_I64, r, odt);
+    }
+    cg_fail(g, TIR_ERR_UNSUPPORTED, "matmul epilogue: %s on %s", tir_ops[code].name, tir_dtype_name(dt));
+    return LLVMGetPoison(cg_ctype(g, odt));
+}
+
+#define EPI_MAX_OPS 64
+
+/* the region's result at output element (row, col) of the current batch, from the matmul's
+ * accumulator acc; ok: the element is inside the output */
+static LLVMValueRef epi_eval(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef ok,
+                             LLVMValueRef acc) {
+    cg *g = m->g;
+    LLVMBuilderRef B = g->B;
+    const tir_func *r = m->rg;
+    LLVMValueRef val[EPI_MAX_OPS] = {0};
+    LLVMValueRef coords[TIR_MAX_RANK + 2];
+    int orank = m->ob.rank + 2;
+    for (int i = 0; i < m->ob.rank; i++) coords[i] = m->zc[i];
+    coords[orank - 2] = row;
+    coords[orank - 1] = col;
+    if (!ok) ok = and1(m, ult(m, row, m->M), ult(m, col, m->N));
+    const tir_value *res = r->results[0];
+    for (int i = 0; i < r->nops && i < EPI_MAX_OPS; i++) {
+        const tir_op *op = r->ops[i];
+        if (op == m->mmop) {
+            val[i] = epi_round(g, op->out[0]->type.dtype, acc);
+        } else if (op->code == TIR_OP_FULL) {
+            val[i] = epi_const(g, op->out[0]->type.dtype, tir_attr_float(op, "value", 0.0));
+        } else {
+            LLVMValueRef a[3];
+            for (int j = 0; j < op->nin && j < 3; j++) {
+                const tir_value *v = op->in[j];
+                if (!v->def) {
+                    /* loaded only inside the output (a branch, not a clamped index: the
+                     * addresses stay base + constant, and none is computed ahead) */
+                    LLVMValueRef off = cg_bcast_offset(g, &v->type, orank, coords);
+                    LLVMTypeRef ct = cg_ctype(g, v->type.dtype);
+                    LLVMBasicBlockRef from = LLVMGetInsertBlock(B);
+                    cg_if c;
+                    cg_if_begin(g, &c, ok);
+                    LLVMValueRef x = cg_load_c(g, v->type.dtype, g->buf[v->index], off);
+                    LLVMBasicBlockRef then = LLVMGetInsertBlock(B);
+                    cg_if_end(g, &c);
+                    LLVMValueRef p = LLVMBuildPhi(B, ct, "");
+                    LLVMValueRef in[2] = {LLVMConstNull(ct), x};
+                    LLVMBasicBlockRef bb[2] = {from, then};
+                    LLVMAddIncoming(p, in, bb, 2);
+                    a[j] = p;
+                } else {
+                    int k = 0;
+                    while (k < i && r->ops[k] != v->def) k++;
+                    a[j] = val[k];
+                }
+            }
+            val[i] = epi_scalar(g, op, a);
+        }
+        if (op->out[0] == res) {
+            /* the result as a compute value of its own dtype: f32 for 16-bit floats */
+            return val[i];
+        }
+    }
+    cg_fail(g, TIR_ERR_INTERNAL, "matmul epilogue: the region's result is not a member");
+    return acc;
+}
+
+/* v broadcasts to the output type ot (NumPy: aligned right, each dim equal or the constant 1) */
+static bool bcasts_to(const tir_type *v, const tir_type *ot) {
+    if (v->rank > ot->rank) return false;
+    for (int i = 0; i < v->rank; i++) {
+        const tir_dim *d = v->dims[v->rank - 1 - i], *o = ot->dims[ot->rank - 1 - i];
+        int64_t c;
+        if (d != o && !(tir_dim_is_const(d, &c) && c == 1)) return false;
+    }
+    return true;
+}
+
+/* the region's matmul when its body is one the epilogue handles (see matmul_mma.h), else NULL
+ * with the reason in why */
+static const tir_op *region_matmul(const tir_op *fop, char *why, size_t n) {
+    const tir_func *r = tir_op_region(fop);
+#define NO(...) do { snprintf(why, n, __VA_ARGS__); return NULL; } while (0)
+    if (!r || fop->nout != 1 || r->nres != 1) NO("not a one-result fused region");
+    if (r->nops > EPI_MAX_OPS) NO("more than %d members", EPI_MAX_OPS);
+    const tir_op *mmop = NULL;
+    for (int i = 0; i < r->nops; i++) {
+        const tir_op *op = r->ops[i];
+        if (op->code == TIR_OP_FULL) continue;
+        if (op->code == TIR_OP_MATMUL) {
+            if (mmop) NO("two matmuls");
+            if (op->in[0]->def || op->in[1]->def) NO("the matmul's operands must be region parameters");
+            mmop = op;
+            continue;
+        }
+        if (!mmop) NO("%s before the matmul", tir_ops[op->code].name);
+        if (!tir_op_is_elementwise(op->code) || op->nout != 1 || op->nin > 3)
+            NO("%s is not elementwise", tir_ops[op->code].name);
+        if (!cg_same_dims(&op->out[0]->type, &mmop->out[0]->type))
+            NO("%s does not have the matmul's output shape", tir_ops[op->code].name);
+        for (int j = 0; j < op->nin; j++) {
+            const tir_value *v = op->in[j];
+            if (!v->def) {
+                if (!bcasts_to(&v->type, &mmop->out[0]->type))
+                    NO("operand %d of %s does not broadcast to the output", j, tir_ops[op->code].name);
+            } else if (v->def->code != TIR_OP_FULL && !cg_same_dims(&v->type, &mmop->out[0]->type)) {
+                NO("operand %d of %s does not have the output shape", j, tir_ops[op->code].name);
+            }
+        }
+    }
+    if (!mmop) NO("no matmul");
+    const tir_value *res = r->results[0];
+    if (!res->def || res->def->code == TIR_OP_FULL || !cg_same_dims(&res->type, &mmop->out[0]->type))
+        NO("the result is not the matmul's or an epilogue member's");
+    return mmop;
+#undef NO
+}
+
+/* Shared by the two entry points: `op` the matmul, `fop` its region (NULL: a plain matmul). */
+static tir_status gen(tir_context *ctx, const tir_op *op, const tir_op *fop, int id,
+                      const tir_codegen_options *opts, const tir_mma_config *cfg, tir_kernel *out,
+                      tir_diag *d) {
     memset(out, 0, sizeof *out);
     out->alias_of = -1;
     out->init_from = -1;
     const char *arch = opts && opts->arch ? opts->arch : "sm_90a";
     int opt = opts ? opts->opt_level : 2;
     tir_codegen_options o = {arch, opt};
-    if (!op) return tir_diag_set(d, TIR_ERR_INVALID, NULL, (tir_loc){0, 0}, "matmul_mma: no op");
-    const tir_module *mod = op->nout > 0 && op->out[0]->func ? op->out[0]->func->module : NULL;
+    const tir_op *at = fop ? fop : op;
+    const tir_module *mod = at->nout > 0 && at->out[0]->func ? at->out[0]->func->module : NULL;
     if (!tir_matmul_mma_ok(op, &o))
-        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, mod, op->loc,
+        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, mod, at->loc,
                             "matmul_mma: needs a bf16/f16 matmul on sm_80 or newer (arch %s)", arch);
     mm *m = calloc(1, sizeof *m);
-    if (!m) return tir_diag_set(d, TIR_ERR_OOM, mod, op->loc, "out of memory");
+    if (!m) return tir_diag_set(d, TIR_ERR_OOM, mod, at->loc, "out of memory");
     if (cfg) m->c = *cfg;
     else tir_mma_pick_config_for(op, arch, &m->c);
     char why[128];
     if (!tir_mma_config_valid(&m->c, why, sizeof why)) {
         free(m);
-        return tir_diag_set(d, TIR_ERR_INVALID, mod, op->loc, "matmul_mma: bad tiling: %s", why);
+        return tir_diag_set(d, TIR_ERR_INVALID, mod, at->loc, "matmul_mma: bad tiling: %s", why);
+    }
+    if (m->c.tma && !tir_matmul_tma_ok(op, arch)) {
+        free(m);
+        return tir_diag_set(d, TIR_ERR_INVALID, mod, at->loc,
+                            "matmul_mma: the TMA kernel needs sm_90a and operands whose rows are "
+                            "a multiple of 8 elements");
     }
     if (m->c.wgmma && !wgmma_arch(arch)) {
         free(m);
-        return tir_diag_set(d, TIR_ERR_INVALID, mod, op->loc,
+        return tir_diag_set(d, TIR_ERR_INVALID, mod, at->loc,
                             "matmul_mma: wgmma needs sm_90a, not %s", arch);
     }
     m->dt = op->in[0]->type.dtype;
+    m->odt = op->out[0]->type.dtype;
+    m->ia = 0, m->ib = 1, m->io = 2, m->nbuf = 3;
+    if (fop) {
+        m->rg = tir_op_region(fop);
+        m->mmop = op;
+        m->ia = op->in[0]->index;
+        m->ib = op->in[1]->index;
+        m->io = fop->nin;
+        m->nbuf = fop->nin + 1;
+        m->odt = m->rg->results[0]->type.dtype;
+    }
 
     cg g;
-    cg_init(&g, ctx, op, arch, opt, out, d);
+    cg_init(&g, ctx, at, arch, opt, out, d);
     m->g = &g;
-    snprintf(out->name, sizeof out->name, "tir_matmul_mma_%d", id);
-    if (g.st == TIR_OK) build(m, op, out->name);
+    snprintf(out->name, sizeof out->name, fop ? "tir_matmul_fused_%d" : "tir_matmul_mma_%d", id);
+    if (g.st == TIR_OK) {
+        if (m->c.tma) build_tma(m, op, out->name);
+        else build(m, op, out->name);
+    }
     tir_status s = cg_emit(&g, opt);
     cg_dispose(&g);
     free(m);
@@ -883,4 +1599,65 @@ tir_status tir_codegen_matmul_mma(tir_context *ctx, const tir_op *op, int id,
         out->init_from = -1;
     }
     return s;
+}
+
+tir_status tir_codegen_matmul_mma(tir_context *ctx, const tir_op *op, int id,
+                                  const tir_codegen_options *opts, const tir_mma_config *cfg,
+                                  tir_kernel *out, tir_diag *d) {
+    if (!op) {
+        memset(out, 0, sizeof *out);
+        out->alias_of = -1;
+        out->init_from = -1;
+        return tir_diag_set(d, TIR_ERR_INVALID, NULL, (tir_loc){0, 0}, "matmul_mma: no op");
+    }
+    return gen(ctx, op, NULL, id, opts, cfg, out, d);
+}
+
+tir_status tir_region_mma_config(const tir_op *fop, const char *arch, tir_mma_config *cfg,
+                                 tir_diag *d) {
+    char why[160];
+    const tir_module *mod = fop && fop->nout > 0 && fop->out[0]->func ? fop->out[0]->func->module : NULL;
+    const tir_op *mmop = fop ? region_matmul(fop, why, sizeof why) : NULL;
+    if (!mmop)
+        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, mod, fop ? fop->loc : (tir_loc){0, 0},
+                            "matmul region: %s", fop ? why : "no op");
+    tir_mma_pick_config_for(mmop, arch, cfg);
+    const tir_attr_value *sch = tir_op_attr(fop, "schedule");
+    static const char *const ikeys[] = {"bm", "bn", "bk", "warps_m", "warps_n", "stages", "group_m"};
+    int *ifields[] = {&cfg->bm, &cfg->bn, &cfg->bk, &cfg->warps_m, &cfg->warps_n, &cfg->stages,
+                      &cfg->group_m};
+    for (int i = 0; i < 7; i++) {
+        const tir_attr_value *v = tir_dict_get(sch, ikeys[i]);
+        if (v && v->kind == TIR_ATTR_INT) *ifields[i] = (int)v->u.i;
+    }
+    const tir_attr_value *wg = tir_dict_get(sch, "wgmma"), *tma = tir_dict_get(sch, "tma");
+    const tir_attr_value *sk = tir_dict_get(sch, "split_k");
+    if (sk && sk->kind == TIR_ATTR_INT && sk->u.i > 1)
+        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, mod, fop->loc,
+                            "matmul region: split_k=%lld is not implemented", (long long)sk->u.i);
+    if (wg && wg->kind == TIR_ATTR_BOOL) cfg->wgmma = wg->u.b;
+    if (!wgmma_arch(arch)) cfg->wgmma = false;
+    /* the TMA kernel where it applies, unless the schedule asks otherwise: it computes the
+     * same tiles as the cp.async wgmma kernel with bk = 64, faster */
+    cfg->tma = cfg->wgmma && cfg->bk == 64 && cfg->warps_m * cfg->warps_n <= 3 &&
+               tir_matmul_tma_ok(mmop, arch);
+    if (tma && tma->kind == TIR_ATTR_BOOL) cfg->tma = tma->u.b && cfg->tma;
+    if (!tir_mma_config_valid(cfg, why, sizeof why)) {
+        /* a schedule written for another arch (wgmma tiles on sm_80): the picker's tiling */
+        tir_mma_pick_config_for(mmop, arch, cfg);
+    }
+    return TIR_OK;
+}
+
+tir_status tir_codegen_matmul_region(tir_context *ctx, const tir_op *fop, int id,
+                                     const tir_codegen_options *opts, tir_kernel *out, tir_diag *d) {
+    memset(out, 0, sizeof *out);
+    out->alias_of = -1;
+    out->init_from = -1;
+    const char *arch = opts && opts->arch ? opts->arch : "sm_90a";
+    tir_mma_config cfg;
+    tir_status s = tir_region_mma_config(fop, arch, &cfg, d);
+    if (s != TIR_OK) return s;
+    char why[160];
+    return gen(ctx, region_matmul(fop, why, sizeof why), fop, id, opts, &cfg, out, d);
 }

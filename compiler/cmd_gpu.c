@@ -7,6 +7,7 @@
 
 #include "cmd_gpu.h"
 #include "compile.h"
+#include "exec_matmul.h"
 
 /* ---------------------------------------------------------------- ptxas */
 
@@ -99,7 +100,8 @@ static void run_ptxas(const char *ptxas, const char *arch, const char *file, ptx
 /* ---------------------------------------------------------------- tirc ptx */
 
 static int ptx_usage(void) {
-    fprintf(stderr, "usage: tirc ptx F.tir [--func F] [--arch sm_90a] [-o DIR]\n");
+    fprintf(stderr, "usage: tirc ptx F.tir [--func F] [--arch sm_90a] [-o DIR] "
+                    "[--matmul=tir|cublas|auto] [--tf32]\n");
     return 1;
 }
 
@@ -110,11 +112,10 @@ static bool make_dir(const char *dir) {
 }
 
 /* one function: its kernels' PTX out, and the report's rows */
-static int ptx_func(tir_module *m, const char *func, const char *arch, const char *dir,
+static int ptx_func(tir_module *m, const char *func, const tir_options *base, const char *dir,
                     const char *ptxas, FILE *rep) {
-    tir_options o;
-    tir_options_init(&o);
-    o.arch = arch;
+    tir_options o = *base;
+    const char *arch = o.arch;
     tir_program *p = NULL;
     tir_diag d;
     if (tir_compile(m, func, &o, &p, &d) != TIR_OK) {
@@ -127,6 +128,12 @@ static int ptx_func(tir_module *m, const char *func, const char *arch, const cha
         tir_kernel_info ki;
         tir_program_kernel_info(p, i, &ki);
         char file[4096] = "";
+        if (ki.executor) fprintf(rep, "# %s: %s\n", ki.name, ki.executor);
+        if (ki.cublas) { /* a cuBLASLt call: no PTX of its own (tir's fallback kernel stays unused) */
+            fprintf(rep, "%-28s %-12s %5s %8s %8s %7s  %-10s %s\n", ki.name, ki.op, "-", "-", "-",
+                    "-", "cublasLt", "-");
+            continue;
+        }
         if (ki.ptx) {
             FILE *f = NULL;
             if (dir) {
@@ -185,8 +192,17 @@ static int ptx_func(tir_module *m, const char *func, const char *arch, const cha
 
 int tir_cmd_ptx(int argc, char **argv) {
     const char *file = NULL, *func = NULL, *arch = "sm_90a", *dir = NULL;
+    tir_options opts;
+    tir_options_init(&opts);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        char merr[128];
+        int mr = tir_mm_parse_option(argc, argv, &i, &opts, merr, sizeof merr);
+        if (mr < 0) {
+            fprintf(stderr, "tirc ptx: %s\n", merr);
+            return ptx_usage();
+        }
+        if (mr > 0) continue;
         if ((strcmp(a, "--func") == 0 || strcmp(a, "-f") == 0) && i + 1 < argc) func = argv[++i];
         else if (strcmp(a, "--arch") == 0 && i + 1 < argc) arch = argv[++i];
         else if (strcmp(a, "-o") == 0 && i + 1 < argc) dir = argv[++i];
@@ -249,7 +265,8 @@ int tir_cmd_ptx(int argc, char **argv) {
                 fdir = sub;
             }
             if (nf > 1) fprintf(rep, "# @%s\n", names[i]);
-            rc |= ptx_func(m, names[i], arch, fdir, ptxas, rep);
+            opts.arch = arch;
+            rc |= ptx_func(m, names[i], &opts, fdir, ptxas, rep);
         }
         if (!names) rc = 1;
         for (int i = 0; names && i < nf; i++) free(names[i]);
@@ -283,6 +300,17 @@ tir_status tir_cmd_run_gpu(tir_module *m, const char *func, const tir_options *o
     tir_status s = compile_bound(m, func, opts, dims, &p, d);
     if (s != TIR_OK) return s;
     s = tir_program_run(p, nargs, args, nres, results, d);
+    const tir_mem_plan *pl = s == TIR_OK ? tir_program_last_plan(p, NULL) : NULL;
+    if (pl) /* stderr: stdout carries the results' summaries */
+        fprintf(stderr, "gpu memory: peak %.2f MiB in one arena of %d slots (%d values reuse a dead "
+                        "value's slot, %d written in place; a buffer per value: %.2f MiB)\n",
+                (double)pl->peak_bytes / (1 << 20), pl->nslots, pl->n_reused, pl->n_inplace,
+                (double)pl->naive_bytes / (1 << 20));
+    for (int i = 0; s == TIR_OK && i < tir_program_num_kernels(p); i++) { /* who ran each matmul */
+        tir_kernel_info ki;
+        tir_program_kernel_info(p, i, &ki);
+        if (ki.executor) fprintf(stderr, "matmul %s: %s\n", ki.name, ki.executor);
+    }
     tir_program_free(p);
     return s;
 }

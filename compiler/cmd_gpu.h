@@ -1,7 +1,8 @@
 /* cmd_gpu.h: the bodies of tirc's GPU verbs, as plain functions that compiler/tirc.c calls after
- * parsing its own options: `tirc ptx`, `tirc run --backend gpu` and `tirc run --compare`.
- * Messages go to stderr; each returns what tirc should return (0 ok, 1 failure), except
- * tir_cmd_run_gpu, which returns a status so tirc can write the results itself. */
+ * parsing its own options: `tirc ptx`, `tirc run --backend gpu` and `tirc run --compare`, and
+ * the verbs with files of their own, `tirc explain` (cmd_explain.c) and `tirc bench`
+ * (cmd_bench.c). Messages go to stderr; each returns what tirc should return (0 ok, 1 failure),
+ * except tir_cmd_run_gpu, which returns a status so tirc can write the results itself. */
 #ifndef TIR_CMD_GPU_H
 #define TIR_CMD_GPU_H
 
@@ -32,5 +33,28 @@ tir_status tir_cmd_run_gpu(tir_module *m, const char *func, const tir_options *o
 int tir_cmd_compare(tir_module *m, const char *func, const tir_options *opts,
                     const tir_bindings *dims, int nargs, tir_tensor *const *args, FILE *report,
                     tir_tensor **gpu_results);
+
+/* tirc explain F.tir [--func F] [--dim SYM=SIZE ...] [--arch A] [--donate] (compiler/cmd_explain.c):
+ * the fusion decisions, each kernel's schedule and matmul executor, and the memory plan, without a
+ * GPU. argv[0] is the verb. 0 ok, 1 the program is wrong, 2 the command line is. */
+int tir_cmd_explain(int argc, char **argv);
+
+/* How tirc makes a function's inputs for `run` (tirc.c): "name=path" .npy files, else random
+ * from the seed (floats in [-1, 1), integers valid indices of the dims they index); dims binds
+ * symbols no input binds. 0 ok, else the exit code (a message was printed). */
+typedef struct tir_input_spec {
+    uint64_t seed;
+    int nin;
+    const char *in[64];
+    int ndim;
+    const char *dim_names[64];
+    int64_t dim_values[64];
+} tir_input_spec;
+typedef int (*tir_make_inputs_fn)(const tir_func *f, const tir_input_spec *spec, tir_tensor **args);
+
+/* tirc bench F.tir --func F [...] (compiler/cmd_bench.c): median GPU time per kernel and in total,
+ * bytes and FLOPs against the device's ceilings, and peak memory. make builds the inputs. 0 ok,
+ * 1 an error, 2 the command line, 3 no GPU (no CUDA driver). */
+int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make);
 
 #endif

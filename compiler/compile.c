@@ -1,8 +1,9 @@
 /* compile.c: the compile driver and the executor. tir_compile runs the IR pipeline
  * (compiler/pipeline.c) and lowers every op of the function to a kernel (codegen/), keeping its
  * PTX; nothing here touches the GPU, so `tirc ptx` works on any machine. A run binds the
- * symbols from the arguments' shapes, loads the kernels on first use, gives every value a device
- * buffer from the caching allocator for as long as it is live, and launches the kernels in
+ * symbols from the arguments' shapes, loads the kernels on first use, places every value by the
+ * memory plan of that binding (passes/plan_memory.c: liveness reuse, in place, donated
+ * arguments) in one arena allocation from the caching allocator, and launches the kernels in
  * program order on one stream.
  *
  * A program copies what it needs out of the module (value types with their context-interned
@@ -13,9 +14,12 @@
 
 #include "compile.h"
 #include "device.h"
+#include "exec_matmul.h"
 #ifdef TIR_WITH_LLVM
 #include "fused.h"
+#include "fused_horizontal.h"
 #endif
+#include "passes.h"
 #include "pipeline.h"
 
 typedef struct step {
@@ -25,6 +29,7 @@ typedef struct step {
     tir_kernel k;         /* from codegen; k.ptx NULL for an alias */
     tir_rt_kernel rk;     /* loaded; rk.func NULL until then */
     float ms;
+    tir_mm_step *mm;      /* a matmul step: tir's kernel or cuBLASLt (exec_matmul.c); else NULL */
 } step;
 
 struct tir_program {
@@ -40,8 +45,23 @@ struct tir_program {
     step *steps;
     tir_bindings fixed;   /* tir_program_set_dim */
     bool poison, timing, loaded, reduces;
+    bool donate;          /* tir_options.donate_args */
+    /* the last run's binding, its values' sizes and memory plan (passes/plan_memory.c), for the
+     * reports of `tirc run` and `tirc bench` */
+    bool have_last, last_device;
+    bool *last_don;       /* per parameter: donatable in the last run */
+    tir_bindings last_b;
+    size_t *last_nbytes;
+    tir_mem_plan last_plan;
     tir_rt *rt;           /* where the kernels are loaded */
     tir_rt_event *events; /* 2 per step when timing */
+    /* matmul steps that may run on cuBLASLt: its handle (NULL when it could not be made, lt_why
+     * says why) and a stream of the program's own, as cuBLASLt needs a CUstream and the
+     * runtime's stream is not handed out; runs are synchronous, so nothing else orders on it */
+    bool wants_lt;
+    tir_cublas *lt;
+    char lt_why[200];
+    tir_rt_stream lt_stream;
 };
 
 static tir_status err(tir_diag *d, tir_status s, const char *fmt, ...)
@@ -73,8 +93,21 @@ static bool env_on(const char *name) {
 static tir_status lower_op(tir_context *ctx, const tir_op *op, int id,
                           const tir_codegen_options *cg, tir_kernel *k, tir_diag *d) {
 #ifdef TIR_WITH_LLVM
+    if (op->code == TIR_OP_FUSED && tir_fused_is_horizontal(op))
+        return tir_codegen_fused_horizontal(ctx, op, id, cg, k, d);
     if (op->code == TIR_OP_FUSED) return tir_codegen_fused(ctx, op, id, cg, k, d);
-    return tir_codegen_op(ctx, op, id, cg, k, d);
+    tir_status s = tir_codegen_op(ctx, op, id, cg, k, d);
+    /* codegen/elementwise.c reads an operand of the result's exact shape at the index it writes,
+     * in the thread that writes it, before the store, through a plain (not noalias) pointer: such
+     * an operand may be overwritten in place (plan_memory.c) */
+    if (s == TIR_OK && tir_op_is_elementwise(op->code) && k->alias_of < 0 && op->nout == 1)
+        for (int j = 0; j < op->nin && j < 32; j++) {
+            const tir_type *a = &op->in[j]->type, *o = &op->out[0]->type;
+            bool same = a->rank == o->rank;
+            for (int q = 0; same && q < a->rank; q++) same = a->dims[q] == o->dims[q];
+            if (same) k->inplace_ok |= 1u << j;
+        }
+    return s;
 #else
     return err(d, TIR_ERR_UNSUPPORTED, "tir was built without LLVM (TIR_WITH_LLVM=OFF): no codegen");
 #endif
@@ -104,6 +137,7 @@ void tir_program_free(tir_program *p) {
         step *st = &p->steps[i];
         if (st->rk.module) tir_rt_unload(p->rt, &st->rk);
         release_kernel(&st->k);
+        tir_mm_step_free(st->mm);
         free(st->in);
         free(st->out);
     }
@@ -111,11 +145,16 @@ void tir_program_free(tir_program *p) {
         for (int i = 0; i < 2 * p->nsteps; i++) tir_rt_event_free(p->rt, p->events[i]);
         free(p->events);
     }
+    tir_cublas_destroy(p->lt);
+    if (p->lt_stream) tir_rt_stream_free(p->rt, p->lt_stream);
     for (int i = 0; i < p->nparams; i++) free(p->param_names ? p->param_names[i] : NULL);
     free(p->param_names);
     free(p->steps);
     free(p->types);
     free(p->last_use);
+    free(p->last_nbytes);
+    free(p->last_don);
+    tir_mem_plan_free(&p->last_plan);
     free(p->params);
     free(p->res);
     free(p->func);
@@ -309,6 +348,7 @@ tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
     if (!p) return oom(d);
     p->ctx = m->ctx;
     p->poison = opts->poison || env_on("TIR_DEBUG");
+    p->donate = opts->donate_args;
 #ifdef TIR_DEBUG
     p->poison = true;
 #endif
@@ -383,6 +423,16 @@ tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
         if (i < p->nsteps) p->steps[i].k = ks[i];
         else release_kernel(&ks[i]);
     }
+    for (int i = 0; i < p->nsteps && s == TIR_OK; i++) { /* who runs each matmul */
+        bool e = false;
+        step *st = &p->steps[i];
+        if (st->k.alias_of < 0 && (st->mm = tir_mm_step_new(plan[i].op, &st->k, arch, opts, &e)) &&
+            opts->matmul != TIR_MATMUL_TIR && st->mm->site.lt_ok) {
+            p->wants_lt = true;
+            st->k.inplace_ok = 0; /* cuBLASLt reads its operands across elements: never in place */
+        }
+        if (e) s = oom(d);
+    }
     for (int i = 0; i < p->nsteps && s == TIR_OK; i++) s = check_kernel(&p->steps[i], d);
     free(plan);
     free(ks);
@@ -429,6 +479,10 @@ void tir_program_kernel_info(const tir_program *p, int i, tir_kernel_info *o) {
     o->static_shared = st->rk.static_shared;
     o->max_threads = st->rk.max_threads;
     if (p->timing && p->events && st->k.ptx) o->last_ms = st->ms;
+    if (st->mm) {
+        o->executor = st->mm->choice;
+        o->cublas = tir_mm_step_on_cublas(st->mm);
+    }
 }
 const char *tir_program_func(const tir_program *p) { return p->func; }
 int tir_program_num_params(const tir_program *p) { return p->nparams; }
@@ -438,6 +492,122 @@ const tir_type *tir_program_result_type(const tir_program *p, int i) {
 }
 bool tir_program_has_reduction(const tir_program *p) { return p->reduces; }
 void tir_program_set_timing(tir_program *p, bool on) { p->timing = on; }
+
+/* ---------------------------------------------------------------- memory and traffic */
+
+static tir_status plan_for(const tir_program *p, const size_t *nbytes, bool device_args,
+                           const bool *donatable, tir_mem_plan *out, tir_diag *d);
+
+tir_status tir_program_plan_memory(const tir_program *p, const tir_bindings *b, bool device_args,
+                                   tir_mem_plan *out, size_t **nbytes_out, tir_diag *d) {
+    if (nbytes_out) *nbytes_out = NULL;
+    if (!p || !out) return err(d, TIR_ERR_INVALID, "tir_program_plan_memory: NULL argument");
+    memset(out, 0, sizeof *out);
+    tir_bindings all = p->fixed;
+    for (int i = 0; b && i < b->n; i++)
+        if (tir_bindings_set(&all, b->names[i], b->values[i]) != TIR_OK)
+            return err(d, TIR_ERR_INVALID, "%s = %lld: bound twice, or too many symbols",
+                       b->names[i], (long long)b->values[i]);
+    size_t *nb = calloc((size_t)(p->nvalues ? p->nvalues : 1), sizeof *nb);
+    bool *don = calloc((size_t)(p->nparams ? p->nparams : 1), sizeof *don);
+    tir_status s = nb && don ? TIR_OK : oom(d);
+    for (int i = 0; s == TIR_OK && i < p->nparams; i++) don[i] = p->donate;
+    /* every value that exists: parameters and what the steps make */
+    bool *exists = s == TIR_OK ? calloc((size_t)(p->nvalues ? p->nvalues : 1), 1) : NULL;
+    if (s == TIR_OK && !exists) s = oom(d);
+    for (int i = 0; exists && i < p->nparams; i++) exists[p->params[i]] = true;
+    for (int i = 0; exists && i < p->nsteps; i++)
+        for (int j = 0; j < p->steps[i].nout; j++) exists[p->steps[i].out[j]] = true;
+    for (int v = 0; s == TIR_OK && v < p->nvalues; v++) {
+        if (!exists[v]) continue;
+        const tir_type *t = &p->types[v];
+        int64_t dims[TIR_MAX_RANK];
+        if (tir_type_eval(t, &all, dims) != TIR_OK) {
+            char ty[128];
+            tir_type_print(t, ty, sizeof ty);
+            s = err(d, TIR_ERR_INVALID, "cannot size %s: a symbol is unbound (bind it with --dim)", ty);
+        } else if (!tir_shape_nbytes(t->dtype, t->rank, dims, &nb[v])) {
+            s = err(d, TIR_ERR_INVALID, "a value of @%s is too large", p->func);
+        }
+    }
+    if (s == TIR_OK) s = plan_for(p, nb, device_args, don, out, d);
+    free(exists);
+    free(don);
+    if (s == TIR_OK && nbytes_out) *nbytes_out = nb;
+    else free(nb);
+    return s;
+}
+
+const tir_mem_plan *tir_program_last_plan(const tir_program *p, const size_t **nbytes) {
+    if (!p || !p->have_last) return NULL;
+    if (nbytes) *nbytes = p->last_nbytes;
+    return &p->last_plan;
+}
+
+void tir_program_step_values(const tir_program *p, int i, int *nin, const int **in, int *nout,
+                             const int **out) {
+    const step *st = step_at(p, i);
+    *nin = st ? st->nin : 0;
+    *nout = st ? st->nout : 0;
+    *in = st ? st->in : NULL;
+    *out = st ? st->out : NULL;
+}
+int tir_program_param_value(const tir_program *p, int i) {
+    return i >= 0 && i < p->nparams ? p->params[i] : -1;
+}
+int tir_program_result_value(const tir_program *p, int i) {
+    return i >= 0 && i < p->nres ? p->res[i] : -1;
+}
+const char *tir_program_param_name(const tir_program *p, int i) {
+    return i >= 0 && i < p->nparams ? p->param_names[i] : NULL;
+}
+
+static double eval_or0(const tir_dim *dm, const tir_bindings *b) {
+    int64_t v = 0;
+    return dm && tir_dim_eval(dm, b, &v) == TIR_OK ? (double)v : 0;
+}
+
+bool tir_program_kernel_traffic(const tir_program *p, int i, double *bytes, double *flops) {
+    *bytes = *flops = 0;
+    if (!p || !p->have_last) return false;
+    return tir_program_kernel_traffic_for(p, p->last_nbytes, &p->last_b, i, bytes, flops);
+}
+
+bool tir_program_kernel_traffic_for(const tir_program *p, const size_t *nbytes,
+                                    const tir_bindings *b, int i, double *bytes, double *flops) {
+    const step *st = step_at(p, i);
+    *bytes = *flops = 0;
+    if (!st || !nbytes || !b) return false;
+    const tir_kernel *k = &st->k;
+    /* each distinct buffer read once and written once: what a kernel must move at least */
+    for (int j = 0; j < k->nparams; j++) {
+        tir_kparam_kind kind = k->params[j].kind;
+        if (kind != TIR_KP_BUFFER && kind != TIR_KP_TMAP) continue; /* sizes, scratch */
+        int idx = k->params[j].index, dup = 0;
+        for (int q = 0; q < j; q++)
+            dup |= (k->params[q].kind == TIR_KP_BUFFER || k->params[q].kind == TIR_KP_TMAP) &&
+                   k->params[q].index == idx;
+        if (dup || idx < 0 || idx >= st->nin + st->nout) continue;
+        int v = idx < st->nin ? st->in[idx] : st->out[idx - st->nin];
+        *bytes += (double)nbytes[v];
+    }
+    if (st->mm) { /* a matmul step, plain or a region with an epilogue: 2·M·N·K per batch */
+        const tir_mm_site *ms = &st->mm->site;
+        double batch = 1;
+        for (int q = 0; q < ms->nbatch; q++) batch *= eval_or0(ms->batch[q], b);
+        *flops = 2 * batch * eval_or0(ms->M, b) * eval_or0(ms->N, b) * eval_or0(ms->K, b);
+    } else if (st->code == TIR_OP_MATMUL && st->nin == 2) {
+        /* out [..., M, N] = a [..., M, K] b (or a transposed): K·M is a's two last dims */
+        const tir_type *a = &p->types[st->in[0]], *o = &p->types[st->out[0]];
+        if (a->rank >= 2 && o->rank >= 2) {
+            double m = eval_or0(o->dims[o->rank - 2], b), numel = 1;
+            for (int q = 0; q < o->rank; q++) numel *= eval_or0(o->dims[q], b);
+            double km = eval_or0(a->dims[a->rank - 1], b) * eval_or0(a->dims[a->rank - 2], b);
+            if (m > 0) *flops = 2 * numel * (km / m);
+        }
+    }
+    return true;
+}
 
 tir_status tir_program_set_dim(tir_program *p, const char *sym, int64_t value, tir_diag *d) {
     if (!p || !sym) return err(d, TIR_ERR_INVALID, "tir_program_set_dim: NULL argument");
@@ -481,6 +651,15 @@ tir_status tir_program_load(tir_program *p, tir_diag *d) {
                        st->k.name, threads, st->rk.regs, st->rk.max_threads);
         }
     }
+    if (p->wants_lt && !p->lt) { /* without cuBLASLt, auto runs tir's kernels (and says so) */
+        tir_diag d2;
+        if (tir_cublas_create(rt, &p->lt, &d2) != TIR_OK ||
+            tir_rt_stream_new(rt, &p->lt_stream, &d2) != TIR_OK) {
+            snprintf(p->lt_why, sizeof p->lt_why, "%.190s", d2.msg);
+            tir_cublas_destroy(p->lt);
+            p->lt = NULL;
+        }
+    }
     p->loaded = true;
     return TIR_OK;
 }
@@ -492,6 +671,7 @@ typedef struct buf {
     size_t size; /* as allocated */
     int refs;    /* live values in it */
     bool owned;  /* ours to free (not a caller's device tensor, not handed out) */
+    bool donated; /* a donated argument's buffer: a result in it takes it over */
 } buf;
 
 typedef struct run {
@@ -506,6 +686,11 @@ typedef struct run {
     int64_t (*shape)[TIR_MAX_RANK]; /* per value, under b */
     size_t *nbytes;
     tir_diag *d;
+    tir_mem_plan plan;      /* where every value lives (passes/plan_memory.c) */
+    bool plan_borrowed;     /* plan is p->last_plan (the same binding as the last run) */
+    bool *don;              /* per parameter: its buffer may be overwritten */
+    tir_dptr arena;         /* one allocation for every slot the plan puts in the arena */
+    size_t arena_size;
 } run;
 
 /* the shape of argument i, however it is held */
@@ -572,6 +757,9 @@ static void run_free(run *r) {
     if (r->bufs && r->rt)
         for (int i = 0; i < r->nbufs; i++)
             if (r->bufs[i].owned) tir_rt_free(r->rt, r->bufs[i].ptr, r->bufs[i].size);
+    if (r->arena && r->rt) tir_rt_free(r->rt, r->arena, r->arena_size);
+    if (!r->plan_borrowed) tir_mem_plan_free(&r->plan);
+    free(r->don);
     free(r->buf_of);
     free(r->dead);
     free(r->bufs);
@@ -579,17 +767,105 @@ static void run_free(run *r) {
     free(r->nbytes);
 }
 
-static tir_status new_buf(run *r, int v, tir_dptr ptr, size_t size, bool owned) {
-    r->bufs[r->nbufs] = (buf){ptr, size, 1, owned};
-    r->buf_of[v] = r->nbufs++;
+/* The memory plan of p for values of these sizes (passes/plan_memory.c): device_args as
+ * tir_program_run_device runs (arguments in the caller's buffers, donatable[i] those it may
+ * overwrite; results in allocations of their own), else as tir_program_run (arguments copied
+ * into the arena, results read back from it). */
+static tir_status plan_for(const tir_program *p, const size_t *nbytes, bool device_args,
+                           const bool *donatable, tir_mem_plan *out, tir_diag *d) {
+    tir_mem_step *ms = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *ms);
+    if (!ms) return oom(d);
+    for (int i = 0; i < p->nsteps; i++) {
+        const step *st = &p->steps[i];
+        ms[i] = (tir_mem_step){st->nin, st->nout, st->in, st->out, st->k.alias_of,
+                               st->k.inplace_ok};
+    }
+    tir_mem_problem pb = {
+        .nvalues = p->nvalues, .nbytes = nbytes, .types = p->types,
+        .nparams = p->nparams, .nres = p->nres, .nsteps = p->nsteps,
+        .params = p->params, .res = p->res, .steps = ms,
+        .params_external = device_args, .donatable = donatable, .results_external = device_args,
+    };
+    tir_status s = tir_plan_memory(&pb, out, d);
+    free(ms);
+    return s;
+}
+
+/* Gives every value its storage from the plan: one arena allocation, the arguments' buffers
+ * (device runs: dargs), and an allocation of its own for each result handed to the caller. */
+static tir_status run_plan(run *r, bool device, tir_device_tensor *const *dargs) {
+    tir_program *p = r->p;
+    bool *don = r->don = calloc((size_t)(p->nparams ? p->nparams : 1), sizeof *don);
+    if (!don) return oom(r->d);
+    /* an argument passed twice is read through both names: never overwritten */
+    for (int i = 0; device && p->donate && i < p->nparams; i++) {
+        don[i] = true;
+        for (int j = 0; j < p->nparams; j++)
+            if (j != i && dargs[j]->ptr == dargs[i]->ptr) don[i] = false;
+    }
+    /* the same binding as the last run: the same plan (planning is quadratic in the values) */
+    bool same = p->have_last && p->last_device == device && p->last_b.n == r->b.n &&
+                memcmp(p->last_don, don, (size_t)p->nparams * sizeof *don) == 0;
+    for (int i = 0; same && i < r->b.n; i++) {
+        int64_t v;
+        same = tir_bindings_get(&p->last_b, r->b.names[i], &v) && v == r->b.values[i];
+    }
+    tir_status s = TIR_OK;
+    if (same) {
+        r->plan = p->last_plan;
+        r->plan_borrowed = true;
+    } else if ((s = plan_for(p, r->nbytes, device, don, &r->plan, r->d)) != TIR_OK) {
+        return s;
+    }
+    const tir_mem_plan *pl = &r->plan;
+    buf *nb = realloc(r->bufs, (size_t)(pl->nslots ? pl->nslots : 1) * sizeof *nb);
+    if (!nb) return oom(r->d);
+    r->bufs = nb;
+    r->nbufs = 0;
+    if (pl->arena_bytes) {
+        if ((s = tir_rt_alloc(r->rt, pl->arena_bytes, &r->arena, r->d)) != TIR_OK) return s;
+        r->arena_size = pl->arena_bytes;
+    }
+    for (int k = 0; k < pl->nslots; k++) {
+        const tir_mem_slot *sl = &pl->slots[k];
+        buf b = {0, sl->size, sl->nvalues, false, false};
+        if (sl->where == TIR_MEM_ARENA) {
+            b.ptr = r->arena + sl->offset;
+        } else if (sl->where == TIR_MEM_PARAM) {
+            b.ptr = dargs[sl->param]->ptr;
+            b.size = dargs[sl->param]->alloc_bytes;
+            b.donated = device && p->donate;
+            for (int j = 0; b.donated && j < p->nparams; j++)
+                if (j != sl->param && dargs[j]->ptr == b.ptr) b.donated = false;
+        } else if ((s = tir_rt_alloc(r->rt, sl->size, &b.ptr, r->d)) != TIR_OK) {
+            return s;
+        } else {
+            b.owned = true;
+        }
+        r->bufs[r->nbufs++] = b;
+    }
+    for (int v = 0; v < p->nvalues; v++) r->buf_of[v] = pl->slot[v];
     return TIR_OK;
 }
 
-static tir_status alloc_value(run *r, int v) {
-    tir_dptr ptr = 0;
-    tir_status s = tir_rt_alloc(r->rt, r->nbytes[v], &ptr, r->d);
-    if (s != TIR_OK) return s;
-    return new_buf(r, v, ptr, r->nbytes[v], true);
+/* keeps the run's binding, sizes and plan (tir_program_last_plan, _kernel_traffic) */
+static void keep_last(run *r, bool device) {
+    tir_program *p = r->p;
+    if (r->plan_borrowed) return;
+    size_t *nb = malloc((size_t)(p->nvalues ? p->nvalues : 1) * sizeof *nb);
+    if (!nb) return;
+    memcpy(nb, r->nbytes, (size_t)p->nvalues * sizeof *nb);
+    free(p->last_nbytes);
+    free(p->last_don);
+    tir_mem_plan_free(&p->last_plan);
+    p->last_nbytes = nb;
+    p->last_don = r->don;
+    r->don = NULL;
+    p->last_plan = r->plan;
+    memset(&r->plan, 0, sizeof r->plan);
+    p->last_b = r->b;
+    p->last_device = device;
+    p->have_last = true;
 }
 
 /* Sets up a run: device, bindings, every value's shape. */
@@ -601,6 +877,7 @@ static tir_status run_init(run *r, tir_program *p, int nargs, const argshape *a,
     if (s != TIR_OK) return s;
     if ((s = tir_program_load(p, d)) != TIR_OK) return s;
     r->rt = p->rt;
+    r->s = p->lt_stream; /* NULL (the runtime's stream) unless cuBLASLt may run */
     size_t nv = (size_t)(p->nvalues ? p->nvalues : 1);
     r->buf_of = malloc(nv * sizeof *r->buf_of);
     r->dead = calloc(nv, sizeof *r->dead);
@@ -633,6 +910,27 @@ static tir_status run_init(run *r, tir_program *p, int nargs, const argshape *a,
     return TIR_OK;
 }
 
+/* a matmul step on cuBLASLt, its outputs allocated as for a kernel, timed like one */
+static tir_status launch_cublas(run *r, int i) {
+    tir_program *p = r->p;
+    step *st = &p->steps[i];
+    enum { MAXB = 16 };
+    tir_dptr bufs[MAXB];
+    tir_status s;
+    if (st->nin + 1 > MAXB) return err(r->d, TIR_ERR_INTERNAL, "matmul step: too many operands");
+    for (int j = 0; j <= st->nin; j++) {
+        int v = j < st->nin ? st->in[j] : st->out[0];
+        bufs[j] = r->buf_of[v] >= 0 ? r->bufs[r->buf_of[v]].ptr : 0;
+    }
+    bool timed = p->timing && p->events && p->events[2 * i];
+    if (timed && (s = tir_rt_event_record(r->rt, p->events[2 * i], r->s, r->d)) != TIR_OK) return s;
+    s = tir_mm_step_run(st->mm, p->lt, r->rt, r->s, &r->b, st->nin, bufs, r->d);
+    if (s != TIR_OK) return s;
+    if (timed && (s = tir_rt_event_record(r->rt, p->events[2 * i + 1], r->s, r->d)) != TIR_OK)
+        return s;
+    return TIR_OK;
+}
+
 static tir_status launch(run *r, int i) {
     tir_program *p = r->p;
     step *st = &p->steps[i];
@@ -645,11 +943,12 @@ static tir_status launch(run *r, int i) {
         if (r->buf_of[dst] >= 0) r->bufs[r->buf_of[dst]].refs++;
         return TIR_OK;
     }
-    for (int j = 0; j < st->nout; j++) {
+    for (int j = 0; j < st->nout; j++) { /* the plan gave every result its storage */
         int v = st->out[j];
-        if ((s = alloc_value(r, v)) != TIR_OK) return s;
+        if (r->buf_of[v] < 0)
+            return err(d, TIR_ERR_INTERNAL, "kernel %s: result %d has no buffer", k->name, j);
         bool init = j == 0 && (k->init_from >= 0 || k->init_zero);
-        if (p->poison && !init &&
+        if (p->poison && !init && r->plan.inplace_of[v] < 0 && /* in place: it holds the operand */
             (s = tir_rt_memset8(r->rt, r->bufs[r->buf_of[v]].ptr, 0xFF, r->nbytes[v], r->s, d)) !=
                 TIR_OK)
             return s;
@@ -668,21 +967,53 @@ static tir_status launch(run *r, int i) {
             return s;
     }
 
-    enum { MAXP = 64 };
+    if (st->mm) {
+        tir_mm_exec who;
+        if ((s = tir_mm_step_pick(st->mm, &r->b, p->lt, p->lt_why, &who, d)) != TIR_OK) return s;
+        if (who == TIR_MM_CUBLAS) {
+            s = launch_cublas(r, i);
+            if (s != TIR_ERR_UNSUPPORTED) return s;
+            tir_mm_step_no_algo(st->mm, d ? d->msg : "cuBLASLt has no algorithm"); /* tir's kernel */
+        }
+    }
+
+    /* 4 KB of parameters at 8 bytes each: a horizontal kernel (passes/fuse_horizontal.c) holds
+     * up to 511 buffers */
+    enum { MAXP = 512 };
     union {
         tir_dptr ptr;
         int64_t i;
+        _Alignas(64) unsigned char tmap[128]; /* TIR_KP_TMAP: a CUtensorMap */
     } vals[MAXP];
     void *pv[MAXP];
     if (k->nparams > MAXP) return err(d, TIR_ERR_UNSUPPORTED, "kernel %s: too many params", k->name);
+    tir_dptr ws = 0; /* the kernel's scratch: sized once the grid is known, below */
     for (int j = 0; j < k->nparams; j++) {
         const tir_kparam *kp = &k->params[j];
-        if (kp->kind == TIR_KP_BUFFER) {
+        if (kp->kind == TIR_KP_WORKSPACE) {
+            vals[j].ptr = 0;
+        } else if (kp->kind == TIR_KP_BUFFER) {
             int v = kp->index < st->nin ? st->in[kp->index] : st->out[kp->index - st->nin];
             if (r->buf_of[v] < 0)
                 return err(d, TIR_ERR_INTERNAL, "kernel %s: operand %d has no buffer", k->name,
                            kp->index);
             vals[j].ptr = r->bufs[r->buf_of[v]].ptr;
+        } else if (kp->kind == TIR_KP_TMAP) {
+            const tir_kparam_tmap *t = &kp->tmap;
+            int v = kp->index < st->nin ? st->in[kp->index] : st->out[kp->index - st->nin];
+            int64_t dims[5], strides[5] = {1, 1, 1, 1, 1};
+            for (int q = 0; q < t->rank && q < 5; q++)
+                if (tir_dim_eval(t->dims[q], &r->b, &dims[q]) != TIR_OK ||
+                    (q > 0 && tir_dim_eval(t->strides[q], &r->b, &strides[q]) != TIR_OK))
+                    return err(d, TIR_ERR_INVALID, "kernel %s: parameter %d: a symbol is unbound",
+                               k->name, j);
+            if (r->buf_of[v] < 0)
+                return err(d, TIR_ERR_INTERNAL, "kernel %s: operand %d has no buffer", k->name,
+                           kp->index);
+            if ((s = tir_rt_tensor_map(r->rt, vals[j].tmap, t->dtype, t->rank,
+                                       r->bufs[r->buf_of[v]].ptr, dims, strides, t->box,
+                                       t->swizzle, d)) != TIR_OK)
+                return s;
         } else if ((s = tir_dim_eval(kp->dim, &r->b, &vals[j].i)) != TIR_OK) {
             return err(d, TIR_ERR_INVALID, "kernel %s: parameter %d: a symbol is unbound", k->name,
                        j);
@@ -696,13 +1027,34 @@ static tir_status launch(run *r, int i) {
         if (k->grid[a] && tir_dim_eval(k->grid[a], &r->b, &g) != TIR_OK)
             return err(d, TIR_ERR_INVALID, "kernel %s: grid[%d]: a symbol is unbound", k->name, a);
         if (g < 1) g = 1;
+        if (a == 0 && k->persistent > 0 && g > (int64_t)k->persistent * tir_rt_sms(r->rt))
+            g = (int64_t)k->persistent * tir_rt_sms(r->rt);
         if (g > limit[a])
             return err(d, TIR_ERR_UNSUPPORTED, "kernel %s: grid[%d] = %lld exceeds the device's %lld",
                        k->name, a, (long long)g, (long long)limit[a]);
         grid[a] = (unsigned)g;
     }
-    if (p->timing && (s = tir_rt_event_record(r->rt, p->events[2 * i], r->s, d)) != TIR_OK) return s;
+    size_t wsn = 0;
+    if (k->workspace) {
+        int64_t per;
+        if (tir_dim_eval(k->workspace, &r->b, &per) != TIR_OK || per < 0)
+            return err(d, TIR_ERR_INVALID, "kernel %s: workspace: a symbol is unbound", k->name);
+        wsn = TIR_WORKSPACE_HEADER + (size_t)grid[0] * (size_t)per;
+        if ((s = tir_rt_alloc(r->rt, wsn, &ws, d)) != TIR_OK) return s;
+        if ((s = tir_rt_memset8(r->rt, ws, 0, TIR_WORKSPACE_HEADER, r->s, d)) != TIR_OK) {
+            tir_rt_free(r->rt, ws, wsn);
+            return s;
+        }
+        for (int j = 0; j < k->nparams; j++)
+            if (k->params[j].kind == TIR_KP_WORKSPACE) vals[j].ptr = ws;
+    }
+    if (p->timing && (s = tir_rt_event_record(r->rt, p->events[2 * i], r->s, d)) != TIR_OK) {
+        tir_rt_free(r->rt, ws, wsn);
+        return s;
+    }
     s = tir_rt_launch(r->rt, &st->rk, k->name, grid, k->block, k->shared_bytes, pv, r->s, d);
+    /* back to the cache at once: later work on this stream runs after the kernel */
+    tir_rt_free(r->rt, ws, wsn);
     if (s != TIR_OK) return s;
     if (p->timing && (s = tir_rt_event_record(r->rt, p->events[2 * i + 1], r->s, d)) != TIR_OK)
         return s;
@@ -766,10 +1118,10 @@ tir_status tir_program_run(tir_program *p, int nargs, tir_tensor *const *args, i
     run r;
     tir_status s = run_init(&r, p, nargs, a, d);
     free(a);
+    if (s == TIR_OK) s = run_plan(&r, false, NULL);
     for (int i = 0; s == TIR_OK && i < p->nparams; i++) {
         int v = p->params[i];
-        if (p->last_use[v] < 0) continue; /* never read: no need to copy it over */
-        if ((s = alloc_value(&r, v)) != TIR_OK) break;
+        if (r.buf_of[v] < 0) continue; /* never read: no need to copy it over */
         s = tir_rt_htod(r.rt, r.bufs[r.buf_of[v]].ptr, tir_tensor_data(args[i]), r.nbytes[v], r.s,
                         d);
     }
@@ -791,6 +1143,7 @@ tir_status tir_program_run(tir_program *p, int nargs, tir_tensor *const *args, i
             results[i] = NULL;
         }
     if (s != TIR_OK && r.rt) tir_rt_sync(r.rt, r.s, NULL); /* no kernel may still use a buffer */
+    if (s == TIR_OK) keep_last(&r, false);
     run_free(&r);
     return s;
 }
@@ -813,6 +1166,11 @@ tir_status tir_program_run_device(tir_program *p, int nargs, tir_device_tensor *
             free(a);
             return err(d, TIR_ERR_INVALID, "argument %d is NULL or of another context", i);
         }
+        if (!args[i]->ptr && args[i]->nbytes) {
+            free(a);
+            return err(d, TIR_ERR_INVALID,
+                       "argument %d is empty: its buffer was donated to an earlier run", i);
+        }
         a[i].dtype = args[i]->dtype;
         a[i].rank = args[i]->rank;
         memcpy(a[i].dims, args[i]->dims, sizeof a[i].dims);
@@ -821,10 +1179,7 @@ tir_status tir_program_run_device(tir_program *p, int nargs, tir_device_tensor *
     tir_status s = run_init(&r, p, nargs, a, d);
     free(a);
     if (stream) r.s = stream->s;
-    for (int i = 0; s == TIR_OK && i < p->nparams; i++) {
-        int v = p->params[i];
-        if (r.buf_of[v] < 0) new_buf(&r, v, args[i]->ptr, args[i]->alloc_bytes, false);
-    }
+    if (s == TIR_OK) s = run_plan(&r, true, args);
     if (s == TIR_OK) s = run_steps(&r);
     for (int i = 0; s == TIR_OK && i < nres; i++) {
         int v = p->res[i];
@@ -832,7 +1187,9 @@ tir_status tir_program_run_device(tir_program *p, int nargs, tir_device_tensor *
         buf *bf = &r.bufs[r.buf_of[v]];
         tir_dptr ptr = bf->ptr;
         size_t size = bf->size;
-        bool handover = bf->owned;
+        /* a result written in place of a donated argument takes its buffer; an argument that is
+         * itself returned is copied, and stays the caller's */
+        bool handover = bf->owned || (bf->donated && r.plan.inplace_of[v] >= 0);
         if (!handover) { /* the caller's argument, or a buffer an earlier result took */
             size = r.nbytes[v];
             if ((s = tir_rt_alloc(r.rt, size, &ptr, d)) != TIR_OK) break;
@@ -847,7 +1204,13 @@ tir_status tir_program_run_device(tir_program *p, int nargs, tir_device_tensor *
             s = TIR_ERR_OOM;
             break;
         }
-        if (handover) bf->owned = false;
+        if (handover && bf->donated) /* the result takes the donated argument's buffer over */
+            for (int j = 0; j < p->nparams; j++)
+                if (args[j]->ptr == bf->ptr) {
+                    args[j]->ptr = 0;
+                    args[j]->alloc_bytes = 0;
+                }
+        if (handover) bf->owned = bf->donated = false;
     }
     if (s == TIR_OK) s = tir_rt_sync(r.rt, r.s, d);
     if (s != TIR_OK) {
@@ -857,6 +1220,7 @@ tir_status tir_program_run_device(tir_program *p, int nargs, tir_device_tensor *
             results[i] = NULL;
         }
     }
+    if (s == TIR_OK) keep_last(&r, true);
     run_free(&r);
     return s;
 }

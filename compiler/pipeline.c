@@ -15,7 +15,10 @@ static const tir_stage stages[] = {
     {"simplify", tir_pass_simplify, "constant folding, algebraic identities, CSE, DCE"},
     {"decompose", tir_pass_decompose, "composite ops into core ops"},
     {"cleanup", tir_pass_simplify, "simplify again after decomposition"},
-    {"fuse", tir_pass_fuse, "ops grouped into fused kernels, each with a schedule"},
+    {"tile", tir_pass_tile, "matmuls with their epilogues into regions, each with its tiling"},
+    {"fuse", tir_pass_fuse, "ops grouped into fused kernels (regions)"},
+    {"schedule", tir_pass_schedule, "each fused kernel's schedule: vector, warps, rows, sweeps, grid"},
+    {"horizontal", tir_pass_fuse_horizontal, "independent elementwise kernels merged into multi-tensor kernels"},
 };
 
 int tir_pipeline_count(void) { return (int)(sizeof stages / sizeof stages[0]); }

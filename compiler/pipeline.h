@@ -13,8 +13,9 @@ typedef struct tir_stage {
     const char *what;  /* one line for --help */
 } tir_stage;
 
-/* the last stage tir_compile runs before lowering */
-#define TIR_COMPILE_LAST_STAGE "fuse"
+/* the last stage tir_compile runs before lowering: NULL, every stage (each one after fuse
+ * rewrites kernels, so lowering needs them all) */
+#define TIR_COMPILE_LAST_STAGE NULL
 
 int tir_pipeline_count(void);
 const tir_stage *tir_pipeline_stage(int i);

@@ -1,5 +1,7 @@
 /* tirc.c: the tirc command, what users touch first: check, print and run .tir programs, and
- * the GPU verbs whose bodies live in compiler/cmd_gpu.c (ptx, run --backend gpu, run --compare).
+ * the GPU verbs whose bodies live in compiler/cmd_gpu.c (ptx, run --backend gpu, run --compare),
+ * cmd_bench.c (bench, which makes its inputs by run's rule through bench_inputs) and
+ * cmd_explain.c (explain).
  *
  * Each verb is one row of the `verbs` table: {name, function, one-line summary, help text}.
  * Adding a verb is adding a row and its function (int fn(argc, argv), argv[0] the verb); a row
@@ -16,6 +18,7 @@
 #include <sys/types.h>
 
 #include "cmd_gpu.h"
+#include "exec_matmul.h"
 #include "fuzz.h"
 #include "gradcheck.h"
 #include "ir.h"
@@ -225,6 +228,9 @@ typedef struct run_opts {
     struct { const char *name, *path; } in[MAX_OPTS];
     int ndim;
     struct { char name[64]; int64_t v; } dim[MAX_OPTS];
+    tir_options gpu_opts; /* --matmul, --tf32 */
+    bool gpu_set;
+    char err[128];
 } run_opts;
 
 /* splitmix64: small, seedable, and the same on every machine */
@@ -428,6 +434,7 @@ static void summarize(const char *label, const tir_tensor *t, const char *path) 
 
 static int parse_run_args(int argc, char **argv, run_opts *o) {
     memset(o, 0, sizeof *o);
+    tir_options_init(&o->gpu_opts);
     o->out_dir = ".";
     o->backend = "ref";
     o->seed = 1;
@@ -474,6 +481,9 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             o->dim[o->ndim].name[nl] = 0;
             o->dim[o->ndim].v = val;
             o->ndim++;
+        } else if ((r = tir_mm_parse_option(argc, argv, &i, &o->gpu_opts, o->err, sizeof o->err))) {
+            if (r < 0) return usage_err("run", "%s", o->err);
+            o->gpu_set = true;
         } else if (strcmp(argv[i], "--compare") == 0) {
             o->compare = true;
         } else if (strcmp(argv[i], "--save-inputs") == 0) {
@@ -491,6 +501,8 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         return usage_err("run", "unknown stage '%s'", o->after);
     if (strcmp(o->backend, "ref") != 0 && strcmp(o->backend, "gpu") != 0)
         return usage_err("run", "unknown backend '%s' (ref or gpu)", o->backend);
+    if (o->gpu_set && !o->compare && strcmp(o->backend, "gpu") != 0)
+        return usage_err("run", "--matmul and --tf32 apply to the GPU (--backend gpu or --compare)");
     /* the GPU paths compile the module as written (compiling runs the pipeline itself) */
     if (o->after && (o->compare || strcmp(o->backend, "gpu") == 0))
         return usage_err("run", "--after applies to the interpreter alone (--backend ref)");
@@ -673,8 +685,7 @@ static int cmd_run(int argc, char **argv) {
     }
     tir_bindings dims = {0};
     for (int i = 0; i < o->ndim; i++) tir_bindings_set(&dims, o->dim[i].name, o->dim[i].v);
-    tir_options opts;
-    tir_options_init(&opts);
+    tir_options opts = o->gpu_opts; /* --matmul, --tf32 */
     if (o->compare) {
         /* prints one line per output (error against the interpreter); res gets the GPU's results */
         rc = tir_cmd_compare(l.m, fname, &opts, &dims, nparams, args, stdout, res) ? EXIT_ERR : EXIT_OK;
@@ -709,6 +720,30 @@ out_opts:
     return rc;
 }
 
+/* ---------------------------------------------------------------- bench */
+
+/* bench makes its inputs by run's rule (make_args), from its own options */
+static int bench_inputs(const tir_func *f, const tir_input_spec *sp, tir_tensor **args) {
+    run_opts *o = calloc(1, sizeof *o);
+    if (!o) return user_err("out of memory");
+    o->seed = sp->seed;
+    for (int k = 0; k < sp->nin && k < MAX_OPTS; k++) {
+        o->in[k].name = sp->in[k];
+        o->in[k].path = strchr(sp->in[k], '=') + 1;
+        o->nin++;
+    }
+    for (int k = 0; k < sp->ndim && k < MAX_OPTS; k++) {
+        snprintf(o->dim[k].name, sizeof o->dim[k].name, "%s", sp->dim_names[k]);
+        o->dim[k].v = sp->dim_values[k];
+        o->ndim++;
+    }
+    int rc = make_args(o, f, args);
+    free(o);
+    return rc;
+}
+
+static int cmd_bench(int argc, char **argv) { return tir_cmd_bench(argc, argv, bench_inputs); }
+
 /* ---------------------------------------------------------------- the verb table */
 
 static const verb verbs[] = {
@@ -726,6 +761,7 @@ static const verb verbs[] = {
     {"run", cmd_run, "run a function on the reference interpreter",
      "usage: tirc run F.tir --func F [--in NAME=x.npy ...] [--seed S] [--dim SYM=SIZE ...]\n"
      "                [--out DIR] [--save-inputs] [--after STAGE] [--backend ref|gpu] [--compare]\n"
+     "                [--matmul=tir|cublas|auto] [--tf32]\n"
      "\n"
      "Runs @F on the reference interpreter, on the module after the IR pipeline (after STAGE with\n"
      "--after STAGE; --after parse runs the program as written), or on the GPU.\n"
@@ -738,18 +774,22 @@ static const verb verbs[] = {
      "  --dim SYM=SIZE   binds a symbol that no --in input binds\n"
      "  --out DIR        writes result i to DIR/out<i>.npy (default: .; created if missing)\n"
      "  --save-inputs    also writes every input to DIR/in_<NAME>.npy\n"
-     "  --backend gpu    compiles @F and runs it on the GPU (needs a CUDA driver)\n"
+     "  --backend gpu    compiles @F and runs it on the GPU (needs a CUDA driver); prints the\n"
+     "                   run's peak device memory from its memory plan to stderr\n"
      "  --compare        runs both the interpreter and the GPU and prints each output's relative\n"
      "                   error against the tolerance of its dtype; writes the GPU's results; exits 1\n"
      "                   when an output is out of tolerance\n"
+     TIR_MM_OPTIONS_HELP
      "Prints one line per result: its shape, dtype, mean, min and max.\n"},
     {"ptx", tir_cmd_ptx, "PTX of every kernel, with a kernel report",
-     "usage: tirc ptx F.tir [--func F] [--arch sm_90a] [-o DIR]\n"
+     "usage: tirc ptx F.tir [--func F] [--arch sm_90a] [-o DIR] [--matmul=tir|cublas|auto] [--tf32]\n"
      "\n"
      "Compiles @F (every function without --func) and writes each kernel's PTX to DIR/<kernel>.ptx\n"
      "(DIR/<func>/<kernel>.ptx for several functions; stdout without -o), with a report per kernel:\n"
      "op, registers, shared and local memory and spills from `ptxas -v` ($TIR_PTXAS, ptxas on PATH,\n"
-     "or /usr/local/cuda/bin/ptxas). Needs no GPU.\n"},
+     "or /usr/local/cuda/bin/ptxas). Needs no GPU. A matmul step also gets a line saying who\n"
+     "runs it (tir's kernel or cuBLASLt) and why; a step decided for cuBLASLt has no PTX.\n"
+     TIR_MM_OPTIONS_HELP},
     {"gradcheck", tir_cmd_gradcheck, "reverse-mode gradients against central differences",
      "usage: tirc gradcheck F.tir --func F [--seed S] [--dim SYM=SIZE ...] [--eps E] [--tol T]\n"
      "                      [--range LO,HI] [--max-elems N]\n"
@@ -763,8 +803,9 @@ static const verb verbs[] = {
      "  --eps E          finite-difference step (default 1e-6)\n"
      "  --tol T          pass when |analytic - numeric| <= T * max(1, |numeric|) (default 1e-6)\n"
      "  --max-elems N    elements differenced per parameter, sampled when more (default 64)\n"},
-    {"bench", NULL, "GPU time per kernel against the device's ceilings (not built yet)",
-     "usage: tirc bench F.tir --func F\n\nNot built yet.\n"},
+    {"bench", cmd_bench, "GPU time per kernel and in total against the device's ceilings", NULL},
+    {"explain", tir_cmd_explain, "what was fused and why, schedules, matmul executors, memory plan",
+     NULL},
     {"fuzz", tir_cmd_fuzz, "compile-time fuzzing of random valid programs", NULL},
 };
 #define NVERBS ((int)(sizeof verbs / sizeof verbs[0]))

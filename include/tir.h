@@ -215,12 +215,31 @@ tir_status tir_interpret(tir_module *m, const char *func, int nargs, tir_tensor 
  * The device is device 0, or $TIR_DEVICE; $TIR_CUDA_LIB names the driver library.
  * TIR_DUMP=ptx writes every kernel's PTX as <kernel>.ptx to $TIR_DUMP_DIR (stderr when unset). */
 
+/* who executes a matmul: see tir_options.matmul */
+typedef enum tir_matmul_exec {
+    TIR_MATMUL_AUTO = 0,
+    TIR_MATMUL_TIR,
+    TIR_MATMUL_CUBLAS,
+} tir_matmul_exec;
+
 typedef struct tir_options {
     const char *arch; /* PTX target, "sm_90a" when NULL */
     int opt_level;    /* LLVM optimisation level 0..3 (default 2) */
     bool verify;      /* verify the IR after the pipeline as well (default true) */
     bool poison;      /* fill every output buffer with 0xFF bytes before each run (NaN for floats),
                          so unwritten elements show; also on with $TIR_DEBUG=1 or debug builds */
+    tir_matmul_exec matmul; /* who runs each matmul (compiler/exec_matmul.c): TIR_MATMUL_AUTO
+                               (default: by a model of speed, per binding), TIR_MATMUL_TIR (tir's
+                               own kernel), TIR_MATMUL_CUBLAS (cuBLASLt wherever it can) */
+    bool allow_tf32;  /* f32 matmuls on cuBLASLt may use TF32 tensor cores (default false: full
+                         f32, within the f32 tolerance) */
+    bool donate_args; /* tir_program_run_device may overwrite its arguments' buffers once they are
+                         dead (a result written in place of a dead argument, as Liger writes the
+                         logits gradient into the logits, with no second logits-sized buffer);
+                         a result written in place of an argument takes that buffer over and the
+                         argument tensor is left empty (a later use of it is an error). Arguments
+                         passed twice or returned are never overwritten. Host runs copy their
+                         arguments into the run's memory, which they may always reuse. */
 } tir_options;
 void tir_options_init(tir_options *o);
 

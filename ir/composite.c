@@ -159,22 +159,27 @@ static tir_value *dec_cross_entropy(tir_ib *b, const tir_op *op, tir_dtype cdt) 
     return tir_ib_bin(b, TIR_OP_DIV, total, count);
 }
 
-/* rope(x[..., T, D], cos[T, D], sin[T, D]) = x*cos + concat(-x[..., D/2:], x[..., :D/2])*sin.
- * The halves come from split, whose sizes are dims, so a symbolic D works; an odd D is rejected
- * before this runs (shape inference, or the interpreter at run time). */
-static tir_value *dec_rope(tir_ib *b, const tir_op *op, tir_dtype cdt) {
+/* rope(x[..., T, D], cos[T, D], sin[T, D]) = x*cos + rot(x)*sin, rot(x) = concat(-x2, x1) over
+ * the halves x1 = x[..., :D/2], x2 = x[..., D/2:].
+ *
+ * When D is structurally even (a constant, or 2*H) the rotation is written as index maps, so that
+ * the fusion pass makes the whole op one elementwise kernel: x viewed as [..., T, 2, D/2], its two
+ * halves sliced out and broadcast back over the 2-axis, and rot = where(i == 0, -hi, lo) on an
+ * iota over that axis; cos and sin are viewed the same way, and the result is cast to x's dtype
+ * before it is viewed as [..., T, D] again (a cast after the reshape would be a second kernel).
+ * Every element is the same f32 expression as in the split/concat form (the negation and the
+ * selection are exact), so both give the same bits.
+ *
+ * A symbolic D that is not structurally even (a bare `D`) cannot be viewed as [2, D/2], so it
+ * goes through split and concat, whose sizes are dims; an odd D is rejected before this runs
+ * (shape inference, or the interpreter at run time). */
+static tir_value *rope_split_concat(tir_ib *b, const tir_op *op, tir_dtype cdt) {
     tir_context *c = ctx_of(b);
     int last = op->in[0]->type.rank - 1;
     const tir_dim *d = op->in[0]->type.dims[last];
-    const tir_dim *two = tir_dim_const(c, 2);
-    const tir_dim *h = tir_dim_exact_div(c, d, two);
     const tir_dim *sizes[2];
-    if (h && tir_dim_mul(c, h, two) == d) {
-        sizes[0] = sizes[1] = h;
-    } else {
-        sizes[0] = tir_dim_div(c, d, two);
-        sizes[1] = sizes[0] ? tir_dim_sub(c, d, sizes[0]) : NULL;
-    }
+    sizes[0] = tir_dim_div(c, d, tir_dim_const(c, 2));
+    sizes[1] = sizes[0] ? tir_dim_sub(c, d, sizes[0]) : NULL;
     if (!sizes[0] || !sizes[1]) {
         tir_diag_set(b->d, TIR_ERR_INTERNAL, mod_of(b), op->loc, "rope: cannot halve the last dim");
         b->failed = true;
@@ -192,6 +197,42 @@ static tir_value *dec_rope(tir_ib *b, const tir_op *op, tir_dtype cdt) {
     tir_value *rot = tir_ib_op(b, TIR_OP_CONCAT, 2, cat_in, 1, &ca);
     tir_value *xc = tir_ib_bin(b, TIR_OP_MUL, x, cs);
     return tir_ib_bin(b, TIR_OP_ADD, xc, tir_ib_bin(b, TIR_OP_MUL, rot, sn));
+}
+
+/* half h (0 or 1) of v[..., 2, H] along axis -2, broadcast back to v's shape */
+static tir_value *rope_half(tir_ib *b, tir_value *v, int h) {
+    if (!v) return NULL;
+    int ax = v->type.rank - 2;
+    tir_attr_value a[3] = {tir_a_int("axis", ax), tir_a_int("start", h), tir_a_int("end", h + 1)};
+    tir_value *s = tir_ib_op(b, TIR_OP_SLICE, 1, &v, 3, a);
+    return tir_ib_broadcast(b, s, v->type.rank, v->type.dims);
+}
+
+static tir_value *dec_rope(tir_ib *b, const tir_op *op, tir_dtype cdt) {
+    tir_context *c = ctx_of(b);
+    const tir_type *xt = &op->in[0]->type;
+    int rank = xt->rank;
+    const tir_dim *D = xt->dims[rank - 1], *T = xt->dims[rank - 2], *two = tir_dim_const(c, 2);
+    const tir_dim *h = tir_dim_exact_div(c, D, two);
+    if (!h || tir_dim_mul(c, h, two) != D || rank + 1 > TIR_MAX_RANK)
+        return rope_split_concat(b, op, cdt);
+    const tir_dim *v[TIR_MAX_RANK];
+    for (int i = 0; i < rank - 1; i++) v[i] = xt->dims[i];
+    v[rank - 1] = two;
+    v[rank] = h;
+    const tir_dim *tv[3] = {T, two, h};
+    tir_value *x = tir_ib_reshape(b, tir_ib_cast(b, op->in[0], cdt), rank + 1, v);
+    tir_value *lo = rope_half(b, x, 0);
+    tir_value *hi = rope_half(b, x, 1);
+    const tir_dim *i2[2] = {two, tir_dim_const(c, 1)};
+    tir_value *idx = iota(b, 2, i2, 0, TIR_I32);
+    tir_value *first = tir_ib_bin(b, TIR_OP_EQ, idx, konst(b, 0, TIR_I32));
+    tir_value *rot = where(b, first, tir_ib_un(b, TIR_OP_NEG, hi), lo);
+    tir_value *cs = tir_ib_reshape(b, tir_ib_cast(b, op->in[1], cdt), 3, tv);
+    tir_value *sn = tir_ib_reshape(b, tir_ib_cast(b, op->in[2], cdt), 3, tv);
+    tir_value *xc = tir_ib_bin(b, TIR_OP_MUL, x, cs);
+    tir_value *y = tir_ib_bin(b, TIR_OP_ADD, xc, tir_ib_bin(b, TIR_OP_MUL, rot, sn));
+    return tir_ib_reshape(b, tir_ib_cast(b, y, xt->dtype), rank, xt->dims);
 }
 
 /* x[B, Hk, S, E] -> [B, Hq, S, E], head h reading kv head h / G with G = Hq/Hk. When Hq is

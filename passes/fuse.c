@@ -1,5 +1,6 @@
 /* fuse.c: groups the ops of every function into fused regions, one region per kernel, and
- * records on each the schedule the code generator follows (docs/tir.md §11).
+ * records on each its kind (schedule={kind=...}); passes/schedule.c, the next stage, decides
+ * the rest of the schedule the code generator follows (docs/tir.md §11).
  *
  * requires: a verified module, normally after decompose and cleanup (composites, calls and
  *           fused ops already there are left alone, as opaque ops).
@@ -21,6 +22,12 @@
  *     shape F over the same axes R, and every value that depends on a reduction has shape F,
  *     F with R kept as 1 (keepdim) or F without R. So a decomposed RMSNorm, LayerNorm, softmax,
  *     log-softmax or cross-entropy row computation is one kernel;
+ *   - a reduction across those rows joins too (across_rows: it reduces F over every axis, a
+ *     loss, or over every kept axis, a column sum like a weight gradient; the code generator
+ *     folds it into per-block partials): what depends on it is one value or one per row
+ *     element (grid_shape) and feeds no row computation, and a column sum needs rows of a
+ *     constant length of at most 8192 (its partials stay in registers). So RMSNorm's forward
+ *     and backward, dw included, is one kernel;
  *   - reshape, transpose, broadcast and slice (pure index maps) join only as producers of
  *     members, never as a kernel's output, and after a reduction only to move between the row
  *     shapes (F, keepdim, squeezed);
@@ -100,6 +107,7 @@ typedef struct fa {
     int *gmin;         /* by root: first member */
     bool *hasred;      /* by root: has a reduction */
     int *mark, *seen, *dep, *stack; /* scratch, by op, with stamps */
+    unsigned char *gd;  /* scratch, by op: depends on a reduction across rows (1 a total, 2 a column sum) */
     int stamp;
     boundary *bd;
     int nbd, capbd;
@@ -128,6 +136,7 @@ static void fa_free(fa *a) {
     free(a->mark);
     free(a->seen);
     free(a->dep);
+    free(a->gd);
     free(a->stack);
     free(a->bd);
     memset(a, 0, sizeof *a);
@@ -156,9 +165,10 @@ static bool fa_init(fa *a, tir_module *m, tir_func *f) {
     a->mark = calloc(nn, sizeof *a->mark);
     a->seen = calloc(nn, sizeof *a->seen);
     a->dep = calloc(nn, sizeof *a->dep);
+    a->gd = calloc(nn, sizeof *a->gd);
     a->stack = malloc(nn * sizeof *a->stack);
     if (!a->cls || !a->def || !a->uoff || !a->ret || !a->parent || !a->mem || !a->nmem || !a->capmem ||
-        !a->gmin || !a->hasred || !a->mark || !a->seen || !a->dep || !a->stack)
+        !a->gmin || !a->hasred || !a->mark || !a->seen || !a->dep || !a->gd || !a->stack)
         return false;
     for (size_t i = 0; i < nv; i++) a->def[i] = -1;
     size_t nuse = 0;
@@ -247,6 +257,58 @@ static unsigned red_mask(const tir_op *op) {
 
 enum { SH_OTHER, SH_FULL, SH_ROWK, SH_ROWS };
 
+static unsigned full_mask(int rank) { return rank ? (1u << rank) - 1 : 0; }
+
+static bool suffix_mask(unsigned m, int rank) {
+    int nr = 0;
+    for (int i = 0; i < rank; i++) nr += m >> i & 1;
+    return nr > 0 && m == (((1u << nr) - 1) << (rank - nr));
+}
+
+/* a reduction over axes R of s's F that reduces across rows: over every axis (a total) or over
+ * every kept axis (a column sum), when the rows are innermost axes short of all of them. The
+ * code generator folds it into per-block partials that the last block combines. */
+static bool across_rows(const space *s, unsigned R) {
+    unsigned full = full_mask(s->F.rank);
+    return s->R != full && suffix_mask(s->R, s->F.rank) && R != s->R && (R == full || R == (full & ~s->R));
+}
+
+/* a total over the rows of a per-row value (a row shape of s, reduced over all its axes: the
+ * sum of the per-row losses), folded once per row into the same partials */
+static int row_shape(tir_context *c, const space *s, const tir_type *t);
+static bool row_total(tir_context *c, const space *s, const tir_op *op) {
+    const tir_type *t = &op->in[0]->type;
+    if (s->R == full_mask(s->F.rank) || !suffix_mask(s->R, s->F.rank) || red_mask(op) != full_mask(t->rank))
+        return false;
+    int sh = row_shape(c, s, t);
+    return sh == SH_ROWS || sh == SH_ROWK;
+}
+
+/* t as a result of a reduction across rows: one value (gd 1), or (gd & 2) one per element of a
+ * row: F's row dims, with the kept axes as 1 or without them */
+static bool grid_shape(tir_context *c, const space *s, const tir_type *t, unsigned char gd) {
+    const tir_dim *one = tir_dim_const(c, 1);
+    if (!(gd & 2)) {
+        for (int i = 0; i < t->rank; i++)
+            if (t->dims[i] != one) return false;
+        return true;
+    }
+    if (t->rank == s->F.rank) {
+        bool ok = true;
+        for (int i = 0; ok && i < t->rank; i++) ok = t->dims[i] == ((s->R >> i & 1) ? s->F.dims[i] : one);
+        if (ok) return true;
+    }
+    int j = 0;
+    for (int i = 0; i < s->F.rank; i++) {
+        if (!(s->R >> i & 1)) continue;
+        if (j >= t->rank || t->dims[j] != s->F.dims[i]) return false;
+        j++;
+    }
+    return j == t->rank;
+}
+
+
+
 /* t against a reduction space: F itself, F with R kept as 1, F without R */
 static int row_shape(tir_context *c, const space *s, const tir_type *t) {
     if (same_shape(t, &s->F)) return SH_FULL;
@@ -319,15 +381,42 @@ static int cmp_int(const void *x, const void *y) {
 static bool group_space(fa *a, const int *list, int n, space *s, char *why, size_t wn) {
     const tir_func *f = a->f;
     memset(s, 0, sizeof *s);
+    /* the rows: the first reduction over innermost axes short of all of them, if any */
+    unsigned rowm = 0;
+    const tir_type *F0 = NULL;
+    for (int i = 0; i < n && !rowm; i++) {
+        const tir_op *op = f->ops[list[i]];
+        if (a->cls[list[i]] != CL_RED) continue;
+        unsigned R = red_mask(op);
+        const tir_type *t = &op->in[0]->type;
+        if (R != full_mask(t->rank) && suffix_mask(R, t->rank)) {
+            rowm = R;
+            F0 = t;
+        }
+    }
     for (int i = 0; i < n; i++) {
         const tir_op *op = f->ops[list[i]];
         if (a->cls[list[i]] != CL_RED) continue;
         unsigned R = red_mask(op);
         if (!s->red) {
             s->red = true;
-            s->F = op->in[0]->type;
-            s->R = R;
-        } else if (!same_shape(&s->F, &op->in[0]->type) || s->R != R) {
+            s->F = F0 ? *F0 : op->in[0]->type;
+            s->R = rowm ? rowm : R;
+        }
+        if (row_total(a->m->ctx, s, op)) continue;
+        if (same_shape(&s->F, &op->in[0]->type) && across_rows(s, R)) {
+            /* a column sum keeps its partials in registers: rows of a constant length that fit */
+            int64_t len = 1, d;
+            for (int k = 0; k < s->F.rank; k++)
+                if (s->R >> k & 1) len = tir_dim_is_const(s->F.dims[k], &d) && len <= 8192 ? len * d : 1 << 30;
+            if (R != full_mask(s->F.rank) && len > 8192) {
+                say(why, wn, "%s sums %s over its rows, which needs rows of a constant length of at most 8192",
+                    tir_ops[op->code].name, shp(&op->in[0]->type).s);
+                return false;
+            }
+            continue;
+        }
+        if (!same_shape(&s->F, &op->in[0]->type) || s->R != R) {
             say(why, wn, "%s reduces %s over axes %s, the kernel's rows are %s over axes %s",
                      tir_ops[op->code].name, shp(&op->in[0]->type).s, axes_str(R, op->in[0]->type.rank).s,
                      shp(&s->F).s, axes_str(s->R, s->F.rank).s);
@@ -421,10 +510,40 @@ static bool legal(fa *a, int ga, int gb, char *why, size_t wn) {
     bool ok = true;
     space s;
     if (!group_space(a, list, n, &s, why, wn)) ok = false;
+    /* what depends on a reduction across rows (gd) is computed once every row is in: it may
+     * only be one value or one per row element, and no row computation may read it */
+    for (int i = 0; ok && s.red && i < n; i++) {
+        int m = list[i];
+        const tir_op *op = f->ops[m];
+        unsigned char gd = 0;
+        for (int j = 0; j < op->nin; j++) {
+            int p = def_of(a, op->in[j]);
+            if (p >= 0 && a->mark[p] == a->stamp) gd |= a->gd[p];
+        }
+        if (a->cls[m] == CL_RED) {
+            unsigned R = red_mask(op);
+            if (gd) {
+                say(why, wn, "%s reduces a value of a reduction across rows (the consumer needs every row)",
+                    tir_ops[op->code].name);
+                ok = false;
+            }
+            if (row_total(c, &s, op)) gd |= 1;
+            else if (across_rows(&s, R)) gd |= R == full_mask(s.F.rank) ? 1 : 2;
+        } else if (gd && !grid_shape(c, &s, &op->out[0]->type, gd)) {
+            say(why, wn, "%s gives %s from a reduction across rows of %s (one value or one per row element only)",
+                tir_ops[op->code].name, shp(&op->out[0]->type).s, shp(&s.F).s);
+            ok = false;
+        } else if (gd && a->cls[m] == CL_MOV && op->code != TIR_OP_RESHAPE && op->code != TIR_OP_BROADCAST) {
+            say(why, wn, "%s moves a value of a reduction across rows", tir_ops[op->code].name);
+            ok = false;
+        }
+        a->gd[m] = gd;
+    }
     for (int i = 0; ok && i < n; i++) {
         int m = list[i];
         const tir_op *op = f->ops[m];
         bool out = has_outside_user(a, m);
+        if (s.red && a->gd[m]) continue; /* its shape is checked above */
         if (a->cls[m] == CL_MOV && out) {
             say(why, wn, "%s is used outside: a movement op folds only into the kernels of its consumers",
                      tir_ops[op->code].name);
@@ -443,13 +562,13 @@ static bool legal(fa *a, int ga, int gb, char *why, size_t wn) {
     for (int i = 0; ok && s.red && i < n; i++) {
         int m = list[i];
         const tir_op *op = f->ops[m];
-        bool dep = a->cls[m] == CL_RED;
+        bool dep = a->cls[m] == CL_RED && !across_rows(&s, red_mask(op)) && !row_total(c, &s, op);
         for (int j = 0; !dep && j < op->nin; j++) {
             int p = def_of(a, op->in[j]);
             dep = p >= 0 && a->mark[p] == a->stamp && a->dep[p] == a->stamp;
         }
         a->dep[m] = dep ? a->stamp : 0;
-        if (!dep || a->cls[m] == CL_RED) continue;
+        if (!dep || a->cls[m] == CL_RED || a->gd[m]) continue;
         int out = row_shape(c, &s, &op->out[0]->type);
         if (a->cls[m] == CL_EW && out == SH_OTHER) {
             say(why, wn, "%s gives %s from a reduced value, but the kernel's rows are %s over axes %s "
@@ -701,78 +820,19 @@ static const char *pattern(const fa *a, const kernel *k) {
     return first_ew ? first_ew : tir_ops[a->f->ops[k->ops[0]]->code].name;
 }
 
-static bool multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
-    int64_t x;
-    if (tir_dim_is_const(d, &x)) return x % v == 0;
-    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
-    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
-}
-
-static int64_t next_pow2(int64_t x) {
-    int64_t p = 1;
-    while (p < x && p < ((int64_t)1 << 40)) p <<= 1;
-    return p;
-}
-
-/* 16-byte vectors of the widest element the kernel streams at full size, halved until the
- * contiguous length divides (statically: a symbolic length must be a structural multiple) */
-static int vector_width(tir_context *c, const kernel *k, const tir_dim *len) {
-    size_t e = 0;
-    for (int i = 0; i < k->nin; i++)
-        if (same_shape(&k->in[i]->type, &k->s.F) && tir_dtype_size(k->in[i]->type.dtype) > e)
-            e = tir_dtype_size(k->in[i]->type.dtype);
-    for (int i = 0; i < k->nout; i++)
-        if (same_shape(&k->out[i]->type, &k->s.F) && tir_dtype_size(k->out[i]->type.dtype) > e)
-            e = tir_dtype_size(k->out[i]->type.dtype);
-    if (!e) e = 4;
-    int v = (int)(16 / e);
-    if (!len) return 1;
-    while (v > 1 && !multiple_of(c, len, v)) v /= 2;
-    return v < 1 ? 1 : v;
-}
-
-static void schedule(tir_module *m, kernel *k) {
-    tir_context *c = m->ctx;
+/* The kind of kernel the group is (elementwise, row: reductions over the innermost axes, reduce:
+ * other axes); every other decision is passes/schedule.c's, the next stage. */
+static void schedule(kernel *k) {
     const space *s = &k->s;
-    int n = 0;
-    if (!s->red) {
-        const tir_dim *last = s->F.rank ? s->F.dims[s->F.rank - 1] : NULL;
-        k->sched[n++] = tir_a_str("kind", "elementwise");
-        k->sched[n++] = tir_a_int("vector", vector_width(c, k, last));
-        k->sched[n++] = tir_a_int("block", 256);
-        k->nsched = n;
-        return;
+    const char *kind = "elementwise";
+    if (s->red) {
+        int nr = 0;
+        for (int i = 0; i < s->F.rank; i++) nr += s->R >> i & 1;
+        bool suffix = nr > 0 && s->R == (((1u << nr) - 1) << (s->F.rank - nr));
+        kind = suffix ? "row" : "reduce";
     }
-    /* rows: the reduced axes are the innermost ones, so a row is contiguous */
-    int nr = 0;
-    for (int i = 0; i < s->F.rank; i++) nr += s->R >> i & 1;
-    bool suffix = nr > 0 && s->R == (((1u << nr) - 1) << (s->F.rank - nr));
-    if (!suffix) {
-        k->sched[n++] = tir_a_str("kind", "reduce");
-        k->sched[n++] = tir_a_int("warps", 8);
-        k->sched[n++] = tir_a_int("vector", 1);
-        k->nsched = n;
-        return;
-    }
-    const tir_dim *len = tir_dim_const(c, 1);
-    for (int i = s->F.rank - nr; i < s->F.rank && len; i++) len = tir_dim_mul(c, len, s->F.dims[i]);
-    int vec = vector_width(c, k, len);
-    int64_t L, warps = 8, rows = 1;
-    bool regs = false;
-    if (len && tir_dim_is_const(len, &L)) {
-        /* Liger's choice of warps by the padded row; short rows share a block */
-        int64_t P = next_pow2(L > 0 ? L : 1);
-        warps = P >= 32768 ? 32 : P >= 8192 ? 16 : P >= 2048 ? 8 : 4;
-        int64_t per_row = P / vec > 0 ? P / vec : 1;
-        rows = per_row < warps * 32 ? warps * 32 / per_row : 1;
-        regs = L <= 8192;
-    }
-    k->sched[n++] = tir_a_str("kind", "row");
-    k->sched[n++] = tir_a_int("rows_per_block", rows);
-    k->sched[n++] = tir_a_int("warps", warps);
-    k->sched[n++] = tir_a_int("vector", vec);
-    k->sched[n++] = tir_a_bool("row_in_registers", regs);
-    k->nsched = n;
+    k->sched[0] = tir_a_str("kind", kind);
+    k->nsched = 1;
 }
 
 /* every kernel name already in the module, so new ones never collide */
@@ -861,7 +921,7 @@ static bool build_kernels(fa *a, names *nm, kernel **out, int *nout) {
                 k->loc = f->ops[k->ops[j]]->loc;
                 break;
             }
-        schedule(a->m, k);
+        schedule(k);
         const char *pat = pattern(a, k);
         for (;;) {
             snprintf(k->name, sizeof k->name, "%s_%d", pat, nm->next++);

@@ -618,11 +618,71 @@ static tir_value *halves(tir_ib *b, tir_value *x, bool forward) {
     return c ? c->out[0] : NULL;
 }
 
+/* The index-map form of the rotations (as ir/composite.c's dec_rope writes the forward), used
+ * when D is structurally even: values viewed as [..., T, 2, D/2], a half of a view sliced out and
+ * broadcast back over the 2-axis, and the 2-axis told apart by an iota. Then the adjoint of x,
+ * g cos + rot^T(g sin), is one elementwise kernel like the forward. Each element is the same f32
+ * expression as in the split/concat form, so the two agree to the bit. */
+static tir_value *rope_view(tir_ib *b, tir_value *v, int rank, const tir_dim *const *dims) {
+    return v ? reshape_to(b, v, rank, dims) : NULL;
+}
+
+static tir_value *rope_half(tir_ib *b, tir_value *v, int h) {
+    if (!v || b->failed) return NULL;
+    int ax = v->type.rank - 2;
+    tir_attr_value a[3] = {tir_a_int("axis", ax), tir_a_int("start", h), tir_a_int("end", h + 1)};
+    tir_op *sl = append_n(b, TIR_OP_SLICE, 1, &v, 3, a);
+    return sl ? tir_ib_broadcast(b, sl->out[0], v->type.rank, v->type.dims) : NULL;
+}
+
 static tir_status r_rope(RULE_ARGS) {
-    tir_value *x = up(b, op->in[0]), *cs = up(b, op->in[1]), *sn = up(b, op->in[2]), *g = up(b, G0);
-    if (need[0]) gin[0] = BIN(ADD, BIN(MUL, g, cs), halves(b, BIN(MUL, g, sn), false));
+    tir_value *x = up(b, op->in[0]), *g = up(b, G0);
+    tir_context *ctx = b->f->module->ctx;
+    const tir_type *xt = &op->in[0]->type;
+    int rank = xt->rank;
+    const tir_dim *D = xt->dims[rank - 1], *two = tir_dim_const(ctx, 2);
+    const tir_dim *h = tir_dim_exact_div(ctx, D, two);
+    if (!h || tir_dim_mul(ctx, h, two) != D || rank + 1 > TIR_MAX_RANK) {
+        tir_value *cs = up(b, op->in[1]), *sn = up(b, op->in[2]);
+        if (need[0]) gin[0] = BIN(ADD, BIN(MUL, g, cs), halves(b, BIN(MUL, g, sn), false));
+        if (need[1]) gin[1] = BIN(MUL, g, x);
+        if (need[2]) gin[2] = BIN(MUL, g, halves(b, x, true));
+        return TIR_OK;
+    }
+    const tir_dim *v[TIR_MAX_RANK], *tv[3] = {xt->dims[rank - 2], two, h};
+    for (int i = 0; i < rank - 1; i++) v[i] = xt->dims[i];
+    v[rank - 1] = two;
+    v[rank] = h;
+    /* The forward (decomposed later) computes the same mask and f32 cos and sin; written the
+     * same way here, CSE would merge them, and a value two kernels read is materialised. So the
+     * mask is ne(i, 1) rather than eq(i, 0), and cos and sin are viewed before they are widened:
+     * the same values, recomputed in registers by each kernel. */
+    const tir_dim *i2[2] = {two, tir_dim_const(ctx, 1)};
+    tir_value *it = iota(b, 2, i2, 0, TIR_I32);
+    tir_value *first = BIN(NE, it, tir_ib_const(b, 1, TIR_I32));
+    tir_value *G = rope_view(b, g, rank + 1, v);
+    if (need[0]) {
+        tir_value *S = up(b, rope_view(b, op->in[2], 3, tv));
+        tir_value *C = up(b, rope_view(b, op->in[1], 3, tv));
+        /* rot^T(u) = concat(u2, -u1) with u = g sin: the halves of g and sin multiplied */
+        tir_value *g2 = rope_half(b, G, 1);
+        tir_value *u2 = BIN(MUL, g2, rope_half(b, S, 1));
+        tir_value *g1 = rope_half(b, G, 0);
+        tir_value *u1 = BIN(MUL, g1, rope_half(b, S, 0));
+        tir_value *gc = BIN(MUL, G, C);
+        tir_value *dx = BIN(ADD, gc, where3(b, first, u2, UN(NEG, u1)));
+        /* cast before viewing it as [..., T, D] again (the driver's cast is then a no-op): a cast
+         * after the reshape would be a kernel of its own */
+        gin[0] = dx ? reshape_to(b, tir_ib_cast(b, dx, xt->dtype), rank, xt->dims) : NULL;
+    }
     if (need[1]) gin[1] = BIN(MUL, g, x);
-    if (need[2]) gin[2] = BIN(MUL, g, halves(b, x, true));
+    if (need[2]) {
+        tir_value *X = rope_view(b, x, rank + 1, v);
+        tir_value *lo = rope_half(b, X, 0);
+        tir_value *rot = where3(b, first, UN(NEG, rope_half(b, X, 1)), lo);
+        tir_value *gr = BIN(MUL, G, rot);
+        gin[2] = gr ? reshape_to(b, gr, rank, xt->dims) : NULL;
+    }
     return TIR_OK;
 }
 

@@ -384,7 +384,7 @@ tir_status tir_cublas_matmul(tir_cublas *cb, void *stream, const tir_cublas_gemm
         cb->cache[slot].algo = res.algo;
     }
     {
-        const float alpha = 1.0f, beta = 0.0f;
+        const float alpha = g->scale != 0 ? g->scale : 1.0f, beta = 0.0f;
         void *pb = (void *)(uintptr_t)g->b, *pa = (void *)(uintptr_t)g->a, *pc = (void *)(uintptr_t)g->c;
         LT(api.Matmul(cb->h, c.op, &alpha, pb, c.la, pa, c.lb, &beta, pc, c.lc, pc, c.lc,
                       &cb->cache[slot].algo, (void *)(uintptr_t)g->workspace, key.ws, stream),

@@ -41,6 +41,7 @@ typedef struct tir_cublas_gemm {
     int64_t stride_a, stride_b, stride_c; /* elements between batch matrices; for a and b, 0 with
                                              batch > 1 repeats one matrix (broadcast); for c, 0
                                              means packed */
+    float scale;              /* alpha: C = scale·op(A)·op(B) (+ bias, epilogue); 0 means 1 */
     tir_dptr bias;            /* [n] in dtype, added to every row (0: none) */
     tir_cublas_epilogue epilogue; /* applied after the bias */
     tir_dptr workspace;       /* device memory cuBLASLt may use (0: none; slower algorithms) */

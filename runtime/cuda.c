@@ -80,6 +80,12 @@ typedef struct drv {
     CUresult (*EventDestroy)(CUevent e);
     CUresult (*GetErrorString)(CUresult r, const char **s);
     CUresult (*GetErrorName)(CUresult r, const char **s);
+    /* (map, data type, rank, base, dims, strides of dims 1.., box, element strides, interleave,
+     * swizzle, L2 promotion, OOB fill): driver 12.0 and newer */
+    CUresult (*TensorMapEncodeTiled)(void *map, int dtype, unsigned rank, void *base,
+                                     const uint64_t *dims, const uint64_t *strides,
+                                     const unsigned *box, const unsigned *elem_strides,
+                                     int interleave, int swizzle, int l2, int oob);
 } drv;
 
 /* names to try, in order, separated by '|' */
@@ -120,6 +126,7 @@ static const struct {
     S(EventDestroy, "cuEventDestroy_v2|cuEventDestroy"),
     S(GetErrorString, "cuGetErrorString"),
     S(GetErrorName, "cuGetErrorName"),
+    S(TensorMapEncodeTiled, "cuTensorMapEncodeTiled"),
 #undef S
 };
 
@@ -377,6 +384,44 @@ void tir_rt_describe(const tir_rt *rt, char *buf, size_t n) {
 }
 
 int tir_rt_cc(const tir_rt *rt) { return rt->cc_major * 10 + rt->cc_minor; }
+
+int tir_rt_sms(const tir_rt *rt) { return rt->sms; }
+
+/* ---------------------------------------------------------------- tensor maps */
+
+tir_status tir_rt_tensor_map(tir_rt *rt, void *map, tir_dtype dt, int rank, tir_dptr base,
+                             const int64_t *dims, const int64_t *strides, const int *box,
+                             int swizzle, tir_diag *d) {
+    /* CUtensorMapDataType / CUtensorMapSwizzle values */
+    int cdt = dt == TIR_BF16 ? 9 : dt == TIR_F16 ? 6 : dt == TIR_F32 ? 7 : dt == TIR_U8 ? 0 : -1;
+    int sw = swizzle == 0 ? 0 : swizzle == 32 ? 1 : swizzle == 64 ? 2 : swizzle == 128 ? 3 : -1;
+    size_t es = tir_dtype_size(dt);
+    if (cdt < 0 || sw < 0 || rank < 1 || rank > 5)
+        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, NULL, (tir_loc){0, 0},
+                            "tensor map: unsupported dtype, rank %d or swizzle %d", rank, swizzle);
+    uint64_t gd[5], gs[5];
+    unsigned bx[5], one[5] = {1, 1, 1, 1, 1};
+    for (int i = 0; i < rank; i++) {
+        /* an empty dim has no view; the kernel copies nothing from it, so any size >= 1 serves */
+        gd[i] = dims[i] < 1 ? 1 : (uint64_t)dims[i];
+        bx[i] = (unsigned)box[i];
+        if (i > 0) {
+            gs[i - 1] = (uint64_t)(strides[i] < 1 ? 1 : strides[i]) * es;
+            if (gs[i - 1] % 16)
+                return tir_diag_set(d, TIR_ERR_UNSUPPORTED, NULL, (tir_loc){0, 0},
+                                    "tensor map: stride %d is %llu bytes, not a multiple of 16", i,
+                                    (unsigned long long)gs[i - 1]);
+        }
+    }
+    if (base % 16)
+        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, NULL, (tir_loc){0, 0},
+                            "tensor map: base address not 16-byte aligned");
+    /* L2 promotion of 256 bytes, out-of-range elements read as zeros */
+    CU(rt, TensorMapEncodeTiled(map, cdt, (unsigned)rank, (void *)(uintptr_t)base, gd, gs, bx,
+                                one, 0, sw, 3, 0),
+       d);
+    return TIR_OK;
+}
 
 /* ---------------------------------------------------------------- streams and copies */
 

@@ -24,6 +24,15 @@ tir_status tir_rt_get(tir_context *ctx, tir_rt **out, tir_diag *d);
 /* what the device is: "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
 void tir_rt_describe(const tir_rt *rt, char *buf, size_t n);
 int tir_rt_cc(const tir_rt *rt); /* compute capability as 10*major + minor: 90 */
+int tir_rt_sms(const tir_rt *rt); /* multiprocessors */
+
+/* Encodes a 128-byte CUtensorMap (map: 64-byte aligned) for a tiled view of `base`: rank dims,
+ * innermost first, their strides in elements (strides[0] unused) and the box one copy brings;
+ * swizzle in bytes (0, 32, 64, 128); out-of-range elements read as zero. TIR_ERR_UNSUPPORTED
+ * when a stride or the base is not 16-byte aligned (the copy engine needs both). */
+tir_status tir_rt_tensor_map(tir_rt *rt, void *map, tir_dtype dt, int rank, tir_dptr base,
+                             const int64_t *dims, const int64_t *strides, const int *box,
+                             int swizzle, tir_diag *d);
 
 /* ---- memory: a caching allocator with size classes; blocks go back to free lists on free and
  * to the driver at destroy (or when an allocation fails, to retry once) */

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # gpu-test.sh: the GPU tests, run ON THE GPU MACHINE from the repo root with a build/ made on the
 # build machine and carried over (nothing is rebuilt here: that machine has no LLVM headers).
-# Steps: the device line from nvidia-smi; test_runtime (when its libcheck loads); the op suite
-# build/gpu_ops (every op x dtype x shape, and every example, against the interpreter);
-# build/host_gpu; every example function through `tirc run --backend gpu --compare` (when tirc
-# has it). Logs go to $OUT (when set) or a temporary folder; a summary table is printed last.
-# Exit 0 when every step that ran passed.
+# Steps: the device line from nvidia-smi; test_runtime (when its libcheck loads); every GPU test
+# program of tests/gpu/ that was built (build/gpu_exec, gpu_fused, gpu_horizontal, gpu_matmul,
+# gpu_tile, ...), then the op suite build/gpu_ops (every op x dtype x shape, and every
+# example, against the interpreter); build/host_gpu; every example function through
+# `tirc run --backend gpu --compare`. Logs go to $OUT (when set) or a temporary folder; a summary
+# table is printed last. Exit 0 when every step that ran passed.
+#
+# The whole run keeps within a time budget (TIR_GPU_BUDGET seconds, default 450, so that one
+# device call stays under 8 minutes): each step's timeout is cut to what is left, and a step with
+# less than 15 s left is skipped (reported as such, and the run fails: nothing went untested
+# silently).
 #
 # usage: scripts/gpu-test.sh [--filter TEXT]      (TIR_BUILD=dir to use another build folder)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${TIR_BUILD:-build}
 filter=()
 [ "${1:-}" = "--filter" ] && [ -n "${2:-}" ] && filter=(--filter "$2")
@@ -33,14 +39,31 @@ for exe in tirc gpu_ops host_gpu; do
   [ -x "$build/$exe" ] || { echo "gpu-test: $build/$exe is missing: build on the build machine first" >&2; }
 done
 
-# run NAME TIMEOUT CMD...: output to $logs/NAME.log, sets rc and secs
+budget=${TIR_GPU_BUDGET:-450}
+# left: seconds of the budget still unspent
+left() { echo $((budget - SECONDS)); }
+
+# run NAME TIMEOUT CMD...: output to $logs/NAME.log, sets rc and secs; the timeout is cut to the
+# budget left (rc 124 when that, or the step's own limit, ran out)
 run() {
   local name=$1 limit=$2
   shift 2
-  local t0=$SECONDS
+  local t0=$SECONDS l
+  l=$(left)
+  [ "$l" -lt "$limit" ] && limit=$l
+  [ "$limit" -lt 1 ] && limit=1 # timeout 0 would mean no limit at all
   timeout "$limit" "$@" >"$logs/$name.log" 2>&1
   rc=$?
   secs=$((SECONDS - t0))
+}
+
+# over_budget NAME: true (and a FAIL row) when too little time is left to start step NAME
+over_budget() {
+  if [ "$(left)" -lt 15 ]; then
+    row "$1" FAIL 0 "not run: the ${budget}s budget is spent (TIR_GPU_BUDGET)"
+    return 0
+  fi
+  return 1
 }
 
 echo "== test_runtime"
@@ -53,35 +76,49 @@ else
   row test_runtime skip 0 "not built, or libcheck is not on this machine"
 fi
 
-echo "== gpu_ops"
-if [ -x "$build/gpu_ops" ]; then
-  run gpu_ops 540 "$build/gpu_ops" --examples examples "${filter[@]}"
-  grep -E '^(FAIL|SKIP)' "$logs/gpu_ops.log" >"$logs/gpu_ops.failures.txt"
-  head -40 "$logs/gpu_ops.failures.txt"
-  last=$(tail -1 "$logs/gpu_ops.log")
+# every GPU test program but gpu_ops, the long one, which goes last (they all take --examples, as
+# ctest passes it to each); exit 77 is a skip (no driver)
+for exe in "$build"/gpu_*; do
+  name=$(basename "$exe")
+  [ "$name" = gpu_ops ] && continue
+  [ -x "$exe" ] || continue
+  echo "== $name"
+  over_budget "$name" && continue
+  run "$name" 240 "$exe" --examples examples "${filter[@]}"
+  grep -E '^FAIL' "$logs/$name.log" | head -20
+  last=$(tail -1 "$logs/$name.log")
   echo "$last"
   case $rc in
-    0) row gpu_ops ok $secs "$last" ;;
-    77) row gpu_ops skip $secs "$last" ;;
-    124) row gpu_ops FAIL $secs "timed out; $(grep -c '^PASS' "$logs/gpu_ops.log") passed, $(grep -c '^FAIL' "$logs/gpu_ops.log") failed so far" ;;
-    *) row gpu_ops FAIL $secs "exit $rc: $last" ;;
+    0) row "$name" ok $secs "$last" ;;
+    77) row "$name" skip $secs "$last" ;;
+    124) row "$name" FAIL $secs "timed out: $last" ;;
+    *) row "$name" FAIL $secs "exit $rc: $last" ;;
   esac
+done
+
+echo "== gpu_ops"
+if [ -x "$build/gpu_ops" ]; then
+  if ! over_budget gpu_ops; then
+    run gpu_ops 540 "$build/gpu_ops" --examples examples "${filter[@]}"
+    grep -E '^(FAIL|SKIP)' "$logs/gpu_ops.log" >"$logs/gpu_ops.failures.txt"
+    head -40 "$logs/gpu_ops.failures.txt"
+    last=$(tail -1 "$logs/gpu_ops.log")
+    echo "$last"
+    case $rc in
+      0) row gpu_ops ok $secs "$last" ;;
+      77) row gpu_ops skip $secs "$last" ;;
+      124) row gpu_ops FAIL $secs "timed out; $(grep -c '^PASS' "$logs/gpu_ops.log") passed, $(grep -c '^FAIL' "$logs/gpu_ops.log") failed so far" ;;
+      *) row gpu_ops FAIL $secs "exit $rc: $last" ;;
+    esac
+  fi
 else
   row gpu_ops FAIL 0 "$build/gpu_ops missing"
 fi
 
-echo "== gpu_matmul"
-if [ -x "$build/gpu_matmul" ]; then
-  run gpu_matmul 300 "$build/gpu_matmul"
-  grep -E '^FAIL' "$logs/gpu_matmul.log" | head -20
-  last=$(tail -1 "$logs/gpu_matmul.log")
-  [ $rc = 0 ] && row gpu_matmul ok $secs "$last" || row gpu_matmul FAIL $secs "exit $rc: $last"
-else
-  row gpu_matmul FAIL 0 "$build/gpu_matmul missing"
-fi
-
 echo "== host_gpu"
-if [ -x "$build/host_gpu" ]; then
+if over_budget host_gpu; then
+  :
+elif [ -x "$build/host_gpu" ]; then
   run host_gpu 120 "$build/host_gpu" examples/rmsnorm.tir
   cat "$logs/host_gpu.log"
   [ $rc = 0 ] && row host_gpu ok $secs "$(tail -1 "$logs/host_gpu.log")" ||
@@ -102,7 +139,9 @@ signature() {
 echo "== tirc run --compare"
 probe=$logs/probe.tir
 printf 'func @t(%%x: f32[N]) -> f32[N] {\n  %%y = exp(%%x)\n  return %%y\n}\n' >"$probe"
-if [ -x "$build/tirc" ] && "$build/tirc" run "$probe" --func t --dim N=7 --backend gpu --compare \
+if over_budget "tirc run --compare"; then
+  :
+elif [ -x "$build/tirc" ] && "$build/tirc" run "$probe" --func t --dim N=7 --backend gpu --compare \
      --out "$logs/probe" >"$logs/probe.log" 2>&1; then
   t0=$SECONDS
   ok=0 bad=0
@@ -114,7 +153,10 @@ if [ -x "$build/tirc" ] && "$build/tirc" run "$probe" --func t --dim N=7 --backe
         dims+=(--dim "$s=4")
       done
       echo "-- $file @$f ${dims[*]}" >>"$logs/compare.log"
-      if timeout 300 "$build/tirc" run "$file" --func "$f" "${dims[@]}" --seed 1 --backend gpu \
+      if [ "$(left)" -lt 5 ]; then
+        bad=$((bad + 1)); echo "FAIL  $file @$f (budget spent)"; continue
+      fi
+      if timeout "$(left)" "$build/tirc" run "$file" --func "$f" "${dims[@]}" --seed 1 --backend gpu \
            --compare --out "$logs/compare-out" >>"$logs/compare.log" 2>&1; then
         ok=$((ok + 1)); echo "ok    $file @$f"
       else

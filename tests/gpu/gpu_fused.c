@@ -3,7 +3,10 @@
  * programs whose regions hold index maps (transpose, slice, reshape, broadcast) runs at odd and
  * large shapes (rows 1, 7, 1000, 16384; D 64, 1000, 4096, 4097; and empty rows, D = 0), bf16
  * and f32, with constant sizes (the vector and row-in-registers paths) and symbolic ones (the
- * streaming path), with outputs poisoned; results are compared by DESIGN §6's rule. One line per
+ * streaming path), long rows (softmax at 32768, cross-entropy at 128256: one stats sweep with
+ * the online max-sum, one write sweep), forward+backward programs whose losses and weight
+ * gradients are reduced across rows inside the row kernel (RMSNorm y/dx/dw, SwiGLU, CE), with
+ * outputs poisoned; results are compared by DESIGN §6's rule. One line per
  * case, a table of kernel counts and `N passed, M failed` last. Links libtir only.
  *
  * usage: gpu_fused [--filter TEXT] [--quick]
@@ -105,6 +108,47 @@ static const prog progs[] = {
      "  %%n = sub(min(%%x, axes=[1]), %%b)\n  %%a = mul(mean(%%x, axes=[1]), %%b)\n"
      "  %%y = sub(%%x, broadcast(reshape(%%m, shape=[%2$s, 1]), shape=[%2$s, %3$s]))\n"
      "  return %%s, %%m, %%n, %%a, %%y\n}\n", true},
+    /* cross-entropy forward and backward: the row kernel folds max and the online sum of
+     * e^(x - max) in one sweep, picks the target logit with one load (ignored targets pick
+     * nothing), then writes the gradient in a second sweep */
+    {"ce_fwdbwd",
+     "func @loss(%%x: %1$s[%2$s, %3$s], %%t: i64[%2$s]) -> f32[] {\n"
+     "  %%l = cross_entropy(cast(%%x, dtype=f32), %%t, reduction=\"mean\")\n  return %%l\n}\n"
+     "func @g = value_and_grad(@loss, wrt=[%%x])\n"
+     "func @f(%%x: %1$s[%2$s, %3$s], %%t: i64[%2$s]) -> (f32[], %1$s[%2$s, %3$s]) {\n"
+     "  %%l, %%dx = call @g(%%x, %%t)\n  return %%l, %%dx\n}\n", true},
+    /* RMSNorm forward and backward as the benchmark writes it: its two row reductions (x.x and
+     * dy.w.x) fold in one sweep */
+    {"rms_fwdbwd",
+     "func @loss(%%x: %1$s[%2$s, %3$s], %%w: %1$s[%3$s], %%g: %1$s[%2$s, %3$s]) -> f32[] {\n"
+     "  %%o = rmsnorm(%%x, %%w, eps=1e-6)\n"
+     "  %%l = sum(mul(cast(%%o, dtype=f32), cast(%%g, dtype=f32)), axes=[0, 1])\n  return %%l\n}\n"
+     "func @vg = value_and_grad(@loss, wrt=[%%x, %%w])\n"
+     "func @f(%%x: %1$s[%2$s, %3$s], %%w: %1$s[%3$s], %%g: %1$s[%2$s, %3$s]) -> (%1$s[%2$s, %3$s], %1$s[%2$s, %3$s], %1$s[%3$s]) {\n"
+     "  %%y = rmsnorm(%%x, %%w, eps=1e-6)\n  %%l, %%dx, %%dw = call @vg(%%x, %%w, %%g)\n"
+     "  return %%y, %%dx, %%dw\n}\n", true},
+    /* the online max-sum where the running max is -inf for a while (elements above 0.3 are
+     * -inf) and rows that stay -inf (b > 0.5): those rows are NaN, as in the reference */
+    {"softmax_inf",
+     "func @f(%%x: %1$s[%2$s, %3$s], %%b: %1$s[%2$s]) -> %1$s[%2$s, %3$s] {\n"
+     "  %%m = where(gt(%%x, 0.3), -inf, %%x)\n"
+     "  %%r = where(gt(reshape(%%b, shape=[%2$s, 1]), 0.5), -inf, %%m)\n"
+     "  %%o = softmax(%%r, axis=-1)\n  return %%o\n}\n", true},
+    /* SwiGLU forward and backward with its loss: one kernel; the loss (a sum over every axis)
+     * folds into per-thread partials while the gradients are written, and the last block to
+     * finish adds the blocks' partials */
+    {"sw_fwdbwd",
+     "func @loss(%%a: %1$s[%2$s, %3$s], %%b: %1$s[%2$s, %3$s], %%g: %1$s[%2$s, %3$s]) -> f32[] {\n"
+     "  %%l = sum(mul(cast(mul(silu(%%a), %%b), dtype=f32), cast(%%g, dtype=f32)), axes=[0, 1])\n"
+     "  return %%l\n}\n"
+     "func @vg = value_and_grad(@loss, wrt=[%%a, %%b])\n"
+     "func @f(%%a: %1$s[%2$s, %3$s], %%b: %1$s[%2$s, %3$s], %%g: %1$s[%2$s, %3$s]) -> (f32[], %1$s[%2$s, %3$s], %1$s[%2$s, %3$s]) {\n"
+     "  %%l, %%da, %%db = call @vg(%%a, %%b, %%g)\n  return %%l, %%da, %%db\n}\n", true},
+    /* reductions over every axis beside an elementwise result: sum, mean, max, min across rows */
+    {"grid_totals",
+     "func @f(%%x: %1$s[%2$s, %3$s]) -> (%1$s[], %1$s[], %1$s[], %1$s[], %1$s[%2$s, %3$s]) {\n"
+     "  %%s = sum(mul(%%x, %%x))\n  %%m = mean(%%x)\n  %%hi = max(%%x)\n  %%lo = min(neg(%%x))\n"
+     "  %%y = tanh(%%x)\n  return %%s, %%m, %%hi, %%lo, %%y\n}\n", true},
 };
 #define NPROGS (int)(sizeof progs / sizeof *progs)
 
@@ -260,6 +304,33 @@ int main(int argc, char **argv) {
         run_case(0, "bf16", 16384, 4096, false);
         run_case(2, "bf16", 16384, 4096, false);
         run_case(5, "bf16", 16384, 4097, false);
+    }
+    /* reductions across rows with no rows at all (their identity is still written: a loss of 0,
+     * dw of zeros), with one row, and with more rows than the persistent grid has blocks */
+    for (int pi = 0; pi < NPROGS; pi++) {
+        const char *nm = progs[pi].name;
+        if (strcmp(nm, "rms_fwdbwd") != 0 && strcmp(nm, "sw_fwdbwd") != 0 && strcmp(nm, "grid_totals") != 0)
+            continue;
+        for (int t = 0; t < 2; t++) {
+            run_case(pi, dts[t], 0, 4096, false);
+            run_case(pi, dts[t], 0, 64, true);
+            run_case(pi, dts[t], 1, 4096, false);
+            if (!quick) run_case(pi, dts[t], 5000, 1000, false);
+        }
+    }
+    /* long rows (block per row, streamed, two sweeps): softmax at 32768, cross-entropy at a
+     * vocabulary of 128256 and a ragged 50257 */
+    for (int pi = 0; pi < NPROGS; pi++) {
+        const char *nm = progs[pi].name;
+        if (strcmp(nm, "softmax") == 0 || strcmp(nm, "softmax_inf") == 0) {
+            run_case(pi, "bf16", 7, 32768, false);
+            run_case(pi, "f32", 3, 32768, true);
+        }
+        if (strcmp(nm, "ce_fwdbwd") == 0 || strcmp(nm, "cross_entropy") == 0) {
+            run_case(pi, "bf16", 5, 128256, false);
+            run_case(pi, "bf16", 3, 50257, true);
+            if (!quick) run_case(pi, "bf16", 64, 128256, false);
+        }
     }
     printf("\n%-16s %s\n", "program", "kernels (constant shapes)");
     for (int pi = 0; pi < NPROGS; pi++) printf("%-16s %d\n", progs[pi].name, nkernels[pi]);

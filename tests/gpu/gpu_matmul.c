@@ -4,7 +4,10 @@
  * 4095x1000x333), a long K (256x256x4096), every transpose combination, batch dims that
  * broadcast, symbolic sizes (one kernel run at several sizes) and constant ones; several tilings
  * (mma.sync, and wgmma on sm_90); bf16 and f16. Inputs are random and non-zero, outputs are
- * poisoned (NaN) before every run. An element passes when |out - ref| <= 1e-2 |ref| +
+ * poisoned (NaN) before every run. The TMA kernel (sm_90a) on every size whose operand rows are
+ * 16-byte multiples. Fused matmul regions (tir_codegen_matmul_region: bias + SiLU, residual +
+ * scale + cast to f32, GELU, on the TMA, cp.async-wgmma and mma.sync kernels) against the
+ * reference interpreter running the same region. An element passes when |out - ref| <= 1e-2 |ref| +
  * 2e-3 rms(ref) (bf16 output rounding is 2^-9 relative), and a case when every element passes
  * and ‖out - ref‖/‖ref‖ <= 1e-2; NaN never passes. One line per case, `N passed, M failed` last.
  * Links libtir only.
@@ -268,14 +271,20 @@ typedef struct named_cfg {
 
 static const named_cfg configs[] = {
     {"default", {0}, true},
-    {"sync128x128x32", {128, 128, 32, 2, 4, 4, 8, false}, false},
-    {"sync64x64x32", {64, 64, 32, 2, 2, 3, 8, false}, false},
-    {"sync128x256x32", {128, 256, 32, 2, 4, 3, 8, false}, false},
-    {"sync64x128x16", {64, 128, 16, 1, 4, 2, 1, false}, false},
-    {"wg128x256x64", {128, 256, 64, 2, 1, 4, 8, true}, false},
-    {"wg128x128x64", {128, 128, 64, 2, 1, 4, 8, true}, false},
-    {"wg128x128x64_1x2", {128, 128, 64, 1, 2, 3, 8, true}, false},
-    {"wg64x128x128", {64, 128, 128, 1, 1, 3, 8, true}, false},
+    {"sync128x128x32", {128, 128, 32, 2, 4, 4, 8, false, false}, false},
+    {"sync64x64x32", {64, 64, 32, 2, 2, 3, 8, false, false}, false},
+    {"sync128x256x32", {128, 256, 32, 2, 4, 3, 8, false, false}, false},
+    {"sync64x128x16", {64, 128, 16, 1, 4, 2, 1, false, false}, false},
+    {"wg128x256x64", {128, 256, 64, 2, 1, 4, 8, true, false}, false},
+    {"wg128x128x64", {128, 128, 64, 2, 1, 4, 8, true, false}, false},
+    {"wg128x128x64_1x2", {128, 128, 64, 1, 2, 3, 8, true, false}, false},
+    {"wg64x128x128", {64, 128, 128, 1, 1, 3, 8, true, false}, false},
+    /* the TMA kernels need rows of 16-byte multiples: built with constant sizes, on the sizes
+     * that qualify */
+    {"tma128x256x64", {128, 256, 64, 2, 1, 4, 8, true, true}, false},
+    {"tma128x128x64", {128, 128, 64, 2, 1, 5, 8, true, true}, false},
+    {"tma64x256x64", {64, 256, 64, 1, 1, 4, 8, true, true}, false},
+    {"tma128x256x64_1x2", {128, 256, 64, 1, 2, 4, 4, true, true}, false},
 };
 #define NCFG (int)(sizeof configs / sizeof *configs)
 
@@ -326,6 +335,8 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
     uint64_t bufs[3] = {p->da, p->db, p->dout};
     int64_t vals[16];
     void *params[16];
+    _Alignas(64) unsigned char maps[2][128]; /* TIR_KP_TMAP parameters */
+    int nmaps = 0;
     if (l->k.nparams > 16) {
         result(false, "%s: %d parameters", what, l->k.nparams);
         return false;
@@ -334,6 +345,19 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
         const tir_kparam *kp = &l->k.params[i];
         if (kp->kind == TIR_KP_BUFFER) {
             params[i] = &bufs[kp->index];
+        } else if (kp->kind == TIR_KP_TMAP) {
+            const tir_kparam_tmap *t = &kp->tmap;
+            int64_t dims[5], strides[5] = {1, 1, 1, 1, 1};
+            bool ok = nmaps < 2;
+            for (int q = 0; ok && q < t->rank; q++)
+                ok = tir_dim_eval(t->dims[q], &b, &dims[q]) == TIR_OK &&
+                     (q == 0 || tir_dim_eval(t->strides[q], &b, &strides[q]) == TIR_OK);
+            if (!ok || tir_rt_tensor_map(rt, maps[nmaps], t->dtype, t->rank, bufs[kp->index], dims,
+                                         strides, t->box, t->swizzle, &d) != TIR_OK) {
+                result(false, "%s: tensor map %d: %s", what, i, ok ? d.msg : "does not evaluate");
+                return false;
+            }
+            params[i] = maps[nmaps++];
         } else {
             if (tir_dim_eval(kp->dim, &b, &vals[i]) != TIR_OK) {
                 result(false, "%s: parameter %d does not evaluate", what, i);
@@ -349,6 +373,8 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
             result(false, "%s: grid does not evaluate", what);
             return false;
         }
+        if (i == 0 && l->k.persistent > 0 && v > (int64_t)l->k.persistent * tir_rt_sms(rt))
+            v = (int64_t)l->k.persistent * tir_rt_sms(rt);
         grid[i] = v < 1 ? 1 : (unsigned)v;
     }
     if (tir_rt_memset8(rt, p->dout, 0xFF, p->out_bytes, stream, &d) != TIR_OK ||
@@ -457,6 +483,20 @@ static void suite(tir_dtype dt, bool ta, bool tb, int na, const int64_t *ab, int
         }
         if (!any) continue;
         loaded l;
+        if (nc->c.tma) {
+            for (int s = 0; s < nsizes; s++) {
+                describe(&ps[s], nc->name, false, what, sizeof what);
+                tir_op *op;
+                tir_module *mod = build_module(&ps[s], false, &op);
+                bool ok = mod && tir_matmul_tma_ok(op, arch);
+                if (mod) tir_module_free(mod);
+                if (!ok || !selected(what)) continue;
+                load_kernel(&ps[s], false, nc, &l, what);
+                if (l.ok) run_kernel(&ps[s], &l, what);
+                unload_kernel(&l);
+            }
+            continue;
+        }
         load_kernel(&ps[0], true, nc, &l, what);
         if (l.ok)
             for (int s = 0; s < nsizes; s++) {
@@ -511,6 +551,217 @@ static void cublas_epilogues(void) {
     problem_free(&p);
 }
 
+/* ---------------------------------------------------------------- fused regions */
+
+/* The region of src's @f (its first op) on the GPU against tir_interpret, inputs uniform in
+ * [-1, 1) (rounded to their dtypes), the output poisoned first. bind: "M=300,N=264,..." for
+ * symbolic sizes (the arguments' shapes are given by dims). */
+typedef struct region_case {
+    const char *name, *src;
+    int nargs;
+    int rank[4];
+    int64_t dims[4][4];
+    const char *syms; /* name=value pairs for the kernel's symbols, or NULL */
+} region_case;
+
+static void run_region(const region_case *rc) {
+    char what[256];
+    snprintf(what, sizeof what, "region %s (%s)", rc->name, arch);
+    if (!selected(what)) return;
+    tir_module *m = NULL;
+    tir_diag d;
+    tir_tensor *args[4] = {0}, *ref = NULL;
+    tir_dptr dev[5] = {0};
+    size_t bytes[5] = {0};
+    tir_kernel k;
+    tir_rt_kernel rk = {0};
+    memset(&k, 0, sizeof k);
+    void *host = NULL;
+    if (tir_module_parse(ctx, rc->src, "region.tir", &m, &d) != TIR_OK) {
+        result(false, "%s: parse: %s", what, d.msg);
+        return;
+    }
+    const tir_op *fop = m->funcs[0]->ops[0];
+    bool ok = true;
+    for (int i = 0; ok && i < rc->nargs; i++) {
+        tir_dtype dt = m->funcs[0]->params[i]->type.dtype;
+        args[i] = tir_tensor_new(dt, rc->rank[i], rc->dims[i]);
+        ok = args[i] != NULL;
+        for (int64_t j = 0; ok && j < tir_tensor_numel(args[i]); j++) tir_tensor_set(args[i], j, urand() * 2 - 1);
+    }
+    if (!ok || tir_interpret(m, "f", rc->nargs, args, 1, &ref, &d) != TIR_OK) {
+        result(false, "%s: interpreter: %s", what, ok ? d.msg : "out of memory");
+        goto out;
+    }
+    tir_codegen_options o = {arch, 2};
+    static int id = 1000;
+    if (tir_codegen_matmul_region(ctx, fop, id++, &o, &k, &d) != TIR_OK ||
+        tir_rt_load(rt, k.ptx, k.name, k.shared_bytes, &rk, &d) != TIR_OK) {
+        result(false, "%s: %s", what, d.msg);
+        goto out;
+    }
+    int nb = rc->nargs + 1;
+    for (int i = 0; i < nb; i++) {
+        tir_tensor *t = i < rc->nargs ? args[i] : ref;
+        bytes[i] = tir_tensor_nbytes(t);
+        if (tir_rt_alloc(rt, bytes[i] ? bytes[i] : 1, &dev[i], &d) != TIR_OK ||
+            (i < rc->nargs && tir_rt_htod(rt, dev[i], tir_tensor_data(t), bytes[i], stream, &d) != TIR_OK)) {
+            result(false, "%s: upload: %s", what, d.msg);
+            goto out;
+        }
+    }
+    tir_bindings b;
+    memset(&b, 0, sizeof b);
+    char names[8][16]; /* the bindings keep the names' pointers */
+    int nnames = 0;
+    for (const char *p = rc->syms; p && *p && nnames < 8;) {
+        char *name = names[nnames++];
+        long long v;
+        int used = 0;
+        if (sscanf(p, "%15[A-Za-z_]=%lld%n", name, &v, &used) != 2) break;
+        tir_bindings_set(&b, name, v);
+        p += used;
+        if (*p == ',') p++;
+    }
+    _Alignas(64) unsigned char maps[2][128];
+    int64_t vals[32];
+    void *params[32];
+    int nmaps = 0;
+    if (k.nparams > 32) {
+        result(false, "%s: %d parameters", what, k.nparams);
+        goto out;
+    }
+    for (int i = 0; i < k.nparams; i++) {
+        const tir_kparam *kp = &k.params[i];
+        if (kp->kind == TIR_KP_BUFFER) {
+            params[i] = &dev[kp->index];
+        } else if (kp->kind == TIR_KP_TMAP) {
+            const tir_kparam_tmap *t = &kp->tmap;
+            int64_t dims[5], strides[5] = {1, 1, 1, 1, 1};
+            for (int q = 0; ok && q < t->rank; q++)
+                ok = tir_dim_eval(t->dims[q], &b, &dims[q]) == TIR_OK &&
+                     (q == 0 || tir_dim_eval(t->strides[q], &b, &strides[q]) == TIR_OK);
+            if (!ok || nmaps == 2 ||
+                tir_rt_tensor_map(rt, maps[nmaps], t->dtype, t->rank, dev[kp->index], dims, strides,
+                                  t->box, t->swizzle, &d) != TIR_OK) {
+                result(false, "%s: tensor map: %s", what, ok ? d.msg : "does not evaluate");
+                goto out;
+            }
+            params[i] = maps[nmaps++];
+        } else if (tir_dim_eval(kp->dim, &b, &vals[i]) == TIR_OK) {
+            params[i] = &vals[i];
+        } else {
+            result(false, "%s: parameter %d does not evaluate", what, i);
+            goto out;
+        }
+    }
+    unsigned grid[3];
+    for (int i = 0; i < 3; i++) {
+        int64_t v = 1;
+        if (tir_dim_eval(k.grid[i], &b, &v) != TIR_OK) {
+            result(false, "%s: grid does not evaluate", what);
+            goto out;
+        }
+        if (i == 0 && k.persistent > 0 && v > (int64_t)k.persistent * tir_rt_sms(rt))
+            v = (int64_t)k.persistent * tir_rt_sms(rt);
+        grid[i] = v < 1 ? 1 : (unsigned)v;
+    }
+    host = malloc(bytes[nb - 1]);
+    if (!host || tir_rt_memset8(rt, dev[nb - 1], 0xFF, bytes[nb - 1], stream, &d) != TIR_OK ||
+        tir_rt_launch(rt, &rk, k.name, grid, k.block, k.shared_bytes, params, stream, &d) != TIR_OK ||
+        tir_rt_dtoh(rt, host, dev[nb - 1], bytes[nb - 1], stream, &d) != TIR_OK ||
+        tir_rt_sync(rt, stream, &d) != TIR_OK) {
+        result(false, "%s: run: %s", what, host ? d.msg : "out of memory");
+        goto out;
+    }
+    {
+        /* the GPU sums in another order than the interpreter's f64: the matmul's result may
+         * round to the neighbouring bf16 before the epilogue, so elements are compared with
+         * the bf16 tolerance of the suite (relative, plus a little of the output's rms) */
+        int64_t n = tir_tensor_numel(ref), bad = 0, nan = 0, first = -1;
+        double ss = 0, num = 0;
+        for (int64_t i = 0; i < n; i++) ss += tir_tensor_get(ref, i) * tir_tensor_get(ref, i);
+        double rms = sqrt(ss / (double)(n ? n : 1));
+        tir_dtype odt = tir_tensor_dtype(ref);
+        for (int64_t i = 0; i < n; i++) {
+            double r = tir_tensor_get(ref, i), x;
+            if (odt == TIR_F32) x = ((float *)host)[i];
+            else x = load16(odt, ((uint16_t *)host)[i]);
+            if (isnan(x)) {
+                nan++;
+                if (first < 0) first = i;
+                continue;
+            }
+            double e = fabs(x - r);
+            num += e * e;
+            if (e > 1e-2 * fabs(r) + 4e-3 * rms) {
+                if (first < 0) first = i;
+                bad++;
+            }
+        }
+        double rel = ss > 0 ? sqrt(num / ss) : sqrt(num);
+        result(bad == 0 && nan == 0 && rel <= 1e-2 && rms > 0, "%s: rel %.2e, %lld bad, %lld nan (first %lld), %s kernel",
+               what, rel, (long long)bad, (long long)nan, (long long)first,
+               strstr(k.ptx, "cp.async.bulk.tensor") ? "TMA" : strstr(k.ptx, "wgmma") ? "wgmma" : "mma.sync");
+    }
+out:
+    free(host);
+    if (rk.module) tir_rt_unload(rt, &rk);
+    tir_kernel_release(&k);
+    for (int i = 0; i < 5; i++)
+        if (dev[i]) tir_rt_free(rt, dev[i], bytes[i] ? bytes[i] : 1);
+    for (int i = 0; i < 4; i++) tir_tensor_free(args[i]);
+    tir_tensor_free(ref);
+    tir_module_free(m);
+}
+
+static void region_cases(void) {
+    static const region_case cases[] = {
+        {"linear+bias+silu 300x264x136", /* ragged M, N, K edges; small: mma.sync by default */
+         "func @f(%x: bf16[300, 136], %w: bf16[264, 136], %b: bf16[264]) -> bf16[300, 264] {\n"
+         "  %y = fused(%x, %w, %b) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+         "    %c = matmul(%x, %w, transpose_b=true)\n"
+         "    yield silu(add(%c, %b))\n  }\n  return %y\n}\n",
+         3, {2, 2, 1}, {{300, 136}, {264, 136}, {264}}, NULL},
+        {"linear+bias+silu TMA",
+         "func @f(%x: bf16[300, 136], %w: bf16[264, 136], %b: bf16[264]) -> bf16[300, 264] {\n"
+         "  %y = fused(%x, %w, %b) kernel=\"k\" schedule={kind=\"matmul\", bm=128, bn=256, "
+         "bk=64, warps_m=2, warps_n=1, stages=4, wgmma=true} {\n"
+         "    %c = matmul(%x, %w, transpose_b=true)\n"
+         "    yield silu(add(%c, %b))\n  }\n  return %y\n}\n",
+         3, {2, 2, 1}, {{300, 136}, {264, 136}, {264}}, NULL},
+        {"linear+bias+silu cp.async wgmma",
+         "func @f(%x: bf16[300, 136], %w: bf16[264, 136], %b: bf16[264]) -> bf16[300, 264] {\n"
+         "  %y = fused(%x, %w, %b) kernel=\"k\" schedule={kind=\"matmul\", tma=false, bm=128, "
+         "bn=128, bk=64, warps_m=2, warps_n=1, stages=4, wgmma=true} {\n"
+         "    %c = matmul(%x, %w, transpose_b=true)\n"
+         "    yield silu(add(%c, %b))\n  }\n  return %y\n}\n",
+         3, {2, 2, 1}, {{300, 136}, {264, 136}, {264}}, NULL},
+        {"residual*0.5 cast f32 batched symbolic",
+         "func @f(%r: bf16[B, M, N], %a: bf16[B, M, K], %w: bf16[K, N]) -> f32[B, M, N] {\n"
+         "  %y = fused(%r, %a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+         "    %c = matmul(%a, %w)\n"
+         "    %s = full(0.5, shape=[], dtype=bf16)\n"
+         "    yield cast(add(mul(%c, %s), %r), dtype=f32)\n  }\n  return %y\n}\n",
+         3, {3, 3, 2}, {{2, 77, 130}, {2, 77, 72}, {72, 130}}, "B=2,M=77,N=130,K=72"},
+        {"residual cast f32 TMA 2x256x384x512",
+         "func @f(%r: bf16[2, 256, 384], %a: bf16[2, 256, 512], %w: bf16[512, 384]) -> f32[2, 256, 384] {\n"
+         "  %y = fused(%r, %a, %w) kernel=\"k\" schedule={kind=\"matmul\", bm=128, bn=256, bk=64, "
+         "warps_m=2, warps_n=1, stages=4, wgmma=true} {\n"
+         "    %c = matmul(%a, %w)\n"
+         "    yield cast(add(%c, %r), dtype=f32)\n  }\n  return %y\n}\n",
+         3, {3, 3, 2}, {{2, 256, 384}, {2, 256, 512}, {512, 384}}, NULL},
+        {"gelu(tanh)*t f16 mma.sync",
+         "func @f(%a: f16[M, K], %w: f16[K, N], %t: f16[]) -> f16[M, N] {\n"
+         "  %y = fused(%a, %w, %t) kernel=\"k\" schedule={kind=\"matmul\", bm=64, bn=64, bk=32, "
+         "warps_m=2, warps_n=2, stages=3, group_m=8, wgmma=false} {\n"
+         "    %c = matmul(%a, %w)\n"
+         "    yield gelu(mul(%c, %t), approximate=\"tanh\")\n  }\n  return %y\n}\n",
+         3, {2, 2, 0}, {{129, 200}, {200, 70}, {0}}, "M=129,N=70,K=200"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_region(&cases[i]);
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
@@ -547,10 +798,11 @@ int main(int argc, char **argv) {
 
     static const char *all[] = {"default", "sync128x128x32", "sync64x64x32", "sync128x256x32",
                                 "sync64x128x16", "wg128x256x64", "wg128x128x64",
-                                "wg128x128x64_1x2", "wg64x128x128", NULL};
+                                "wg128x128x64_1x2", "wg64x128x128", "tma128x256x64",
+                                "tma128x128x64", "tma64x256x64", "tma128x256x64_1x2", NULL};
     static const char *few[] = {"default", "sync128x128x32", "sync64x64x32", "wg128x256x64",
-                                "wg128x128x64", NULL};
-    static const char *two[] = {"default", "sync64x64x32", "wg128x128x64", NULL};
+                                "wg128x128x64", "tma128x256x64", NULL};
+    static const char *two[] = {"default", "sync64x64x32", "wg128x128x64", "tma128x256x64", NULL};
     const char *const *main_cfgs = quick ? two : all;
     const shape odd[] = {{1, 1, 1}, {7, 13, 5}, {128, 128, 128}, {300, 264, 136}, {4095, 1000, 333}};
     const int nodd = quick ? 4 : 5;
@@ -561,9 +813,11 @@ int main(int argc, char **argv) {
     suite(TIR_F16, false, false, 0, none, 0, none, f16s, 3, few, false, true);
     suite(TIR_F16, true, true, 0, none, 0, none, f16s, 2, two, false, false);
     /* long K: the pipeline wraps around its stages many times */
-    const shape longk[] = {{256, 256, 4096}, {1024, 2048, 512}};
-    suite(TIR_BF16, false, false, 0, none, 0, none, longk, 2, quick ? two : all, false, true);
-    suite(TIR_BF16, false, true, 0, none, 0, none, longk, 2, two, false, true);
+    const shape longk[] = {{256, 256, 4096}, {1024, 2048, 512}, {1000, 2000, 1000}};
+    suite(TIR_BF16, false, false, 0, none, 0, none, longk, 3, quick ? two : all, false, true);
+    suite(TIR_BF16, false, true, 0, none, 0, none, longk, 3, two, false, true);
+    suite(TIR_BF16, true, false, 0, none, 0, none, longk, 3, two, false, false);
+    suite(TIR_F16, true, true, 0, none, 0, none, longk, 3, two, false, false);
     /* batches: a[2, 1] with b[3] broadcast to [2, 3]; b shared by a batch of a; a shared */
     const shape bsz[] = {{77, 130, 72}, {64, 128, 64}};
     int64_t a21[2] = {2, 1}, b3[1] = {3}, a4[1] = {4}, b4[1] = {4};
@@ -573,6 +827,7 @@ int main(int argc, char **argv) {
         suite(TIR_BF16, t & 1, t >> 1, 0, none, 1, b4, bsz, 2, two, false, true);
     }
     if (cublas) cublas_epilogues();
+    region_cases();
 
     printf("(%.1f s of CPU)\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
     if (workspace) tir_rt_free(rt, workspace, TIR_CUBLAS_WORKSPACE);

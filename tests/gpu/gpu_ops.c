@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "compile.h"
+#include "device.h"
 #include "ir.h"
 #include "passes.h"
 
@@ -689,6 +690,177 @@ static void program_cases(void) {
       "  %%y = exp(%%x)\n  return %%y, %%y, %%x\n}\n");
 }
 
+/* ---------------------------------------------------------------- donated arguments */
+
+/* @t of src on device tensors with tir_options.donate_args (outputs poisoned) against the
+ * interpreter, for each binding set. twice: the same device tensor is passed as both of @t's two
+ * parameters. taken: the argument whose buffer a result must take over (its tensor is left empty
+ * and a second run with it is refused), -1 for none; -2: report it, whichever happens. kept: an
+ * argument that must still hold its input afterwards (returned, or passed twice), -1 none. */
+static void donate_case(const char *label, const char *src, const char *bindsets, range r,
+                        bool twice, int taken, int kept) {
+    if (filter && !strstr(label, filter)) return;
+    if (list_only) {
+        printf("%s\n", label);
+        return;
+    }
+    tir_diag d;
+    tir_module *mref = NULL, *mgpu = NULL;
+    tir_program *p = NULL;
+    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
+        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
+        report(false, label, NULL, "parse: %s (line %d)", d.msg, d.line);
+        goto out;
+    }
+    if (tir_pass_grad(mref, &d) != TIR_OK) { /* the oracle interprets value_and_grad's body */
+        report(false, label, NULL, "grad pass: %s", d.msg);
+        goto out;
+    }
+    tir_options o;
+    tir_options_init(&o);
+    o.poison = true;
+    o.donate_args = true;
+    if (tir_compile(mgpu, "t", &o, &p, &d) != TIR_OK) {
+        report(false, label, NULL, "compile: %s", d.msg);
+        goto out;
+    }
+    const tir_func *f = tir_module_find(mref, "t");
+    int nres = tir_func_num_results(mref, "t"), nargs = f->nparams;
+    char sets[256];
+    snprintf(sets, sizeof sets, "%s", bindsets);
+    char *save = NULL;
+    for (char *bs = strtok_r(sets, ";", &save); bs; bs = strtok_r(NULL, ";", &save)) {
+        char keep[256], why[256] = "";
+        tir_bindings b;
+        tir_tensor *args[8] = {0}, *ref[8] = {0}, *host = NULL;
+        tir_device_tensor *dargs[8] = {0}, *dout[8] = {0}, *again[8] = {0};
+        bool ok = parse_binds(bs, keep, sizeof keep, &b) && nargs <= 8 && nres <= 8;
+        for (int i = 0; ok && i < b.n; i++) tir_program_set_dim(p, b.names[i], b.values[i], NULL);
+        for (int i = 0; ok && i < nargs; i++) {
+            int64_t dims[TIR_MAX_RANK];
+            const tir_type *t = &f->params[i]->type;
+            if (twice && i == 1) { /* the same tensor again */
+                args[1] = args[0];
+                break;
+            }
+            ok = tir_type_eval(t, &b, dims) == TIR_OK && (args[i] = tir_tensor_new(t->dtype, t->rank, dims));
+            double lo, hi;
+            param_range(&r, f->params[i]->name, &lo, &hi);
+            if (ok) fill(args[i], lo, hi);
+        }
+        if (!ok) fmt(why, sizeof why, "cannot make the inputs");
+        if (ok && !(ok = tir_interpret(mref, "t", nargs, args, nres, ref, &d) == TIR_OK))
+            fmt(why, sizeof why, "interpreter: %s", d.msg);
+        for (int i = 0; ok && i < nargs; i++) {
+            if (twice && i == 1) dargs[1] = dargs[0];
+            else ok = tir_device_tensor_from_host(ctx, args[i], &dargs[i], &d) == TIR_OK;
+        }
+        tir_dptr before = ok && taken >= 0 ? dargs[taken]->ptr : 0;
+        if (ok && !(ok = tir_program_run_device(p, nargs, dargs, nres, dout, NULL, &d) == TIR_OK))
+            fmt(why, sizeof why, "gpu: %s", d.msg);
+        bool reduces = tir_program_has_reduction(p);
+        double worst = 0;
+        for (int i = 0; ok && i < nres; i++) {
+            ok = tir_device_tensor_to_host(dout[i], &host, &d) == TIR_OK;
+            double e = ok ? tir_rel_error(host, ref[i]) : NAN;
+            double tol = tir_tolerance(tir_tensor_dtype(ref[i]), reduces);
+            if (!ok || isnan(e) || e > tol) {
+                ok = false;
+                fmt(why, sizeof why, "out%d rel %.3g > tol %.0e", i, e, tol);
+            }
+            if (e > worst) worst = e;
+            tir_tensor_free(host);
+            host = NULL;
+        }
+        const tir_mem_plan *pl = tir_program_last_plan(p, NULL);
+        char note[96] = "";
+        /* where the plan put a result in argument `taken`'s buffer, the result now owns that
+         * buffer and the argument is left empty (argmax having no fused lowering today, the
+         * first case's plan does; should it get one, the case says so instead of failing) */
+        bool planned = false;
+        for (int i = 0; pl && taken >= 0 && i < nres; i++) {
+            int v = tir_program_result_value(p, i), sl = pl->slot[v];
+            planned |= sl >= 0 && pl->inplace_of[v] >= 0 && pl->slots[sl].where == TIR_MEM_PARAM &&
+                       pl->slots[sl].param == taken;
+        }
+        if (ok && taken >= 0 && !planned)
+            fmt(note, sizeof note, "; no result planned in argument %d's buffer", taken);
+        if (ok && planned) {
+            bool moved = false;
+            for (int i = 0; i < nres; i++) moved |= dout[i]->ptr == before;
+            if (!moved || dargs[taken]->ptr != 0) {
+                ok = false;
+                fmt(why, sizeof why, "argument %d's buffer was not taken over (%d in place)", taken,
+                    pl ? pl->n_inplace : -1);
+            } else if (tir_program_run_device(p, nargs, dargs, nres, again, NULL, &d) == TIR_OK) {
+                ok = false;
+                fmt(why, sizeof why, "a donated (empty) argument was accepted again");
+                for (int i = 0; i < nres; i++) tir_device_tensor_free(again[i]);
+            } else if (!strstr(d.msg, "donated")) {
+                ok = false;
+                fmt(why, sizeof why, "the refusal does not say why: %s", d.msg);
+            }
+        }
+        if (ok && taken == -2 && pl)
+            fmt(note, sizeof note, "; %d written in place, peak %zu B", pl->n_inplace, pl->peak_bytes);
+        if (ok && kept >= 0) { /* a returned or twice-passed argument is never overwritten */
+            ok = tir_device_tensor_to_host(dargs[kept], &host, &d) == TIR_OK &&
+                 memcmp(tir_tensor_data(host), tir_tensor_data(args[kept]), tir_tensor_nbytes(host)) == 0;
+            if (!ok) fmt(why, sizeof why, "argument %d was overwritten", kept);
+            tir_tensor_free(host);
+        }
+        if (ok) report(true, label, bs, "rel %.2g%s", worst, note);
+        else report(false, label, bs, "%s", why);
+        for (int i = 0; i < nargs; i++)
+            if (!(twice && i == 1)) {
+                tir_device_tensor_free(dargs[i]);
+                tir_tensor_free(args[i]);
+            }
+        for (int i = 0; i < nres; i++) {
+            tir_device_tensor_free(dout[i]);
+            tir_tensor_free(ref[i]);
+        }
+    }
+out:
+    tir_program_free(p);
+    tir_module_free(mref);
+    tir_module_free(mgpu);
+}
+
+static void donation_cases(void) {
+    /* argmax has no fused lowering, so its region runs op by op and exp (a plain elementwise
+     * kernel, which may write over its operand) is written in place of the dead, donated %x,
+     * and the result %e takes %x's buffer over */
+    donate_case("donate: in place over an argument", "func @t(%x: f32[N, 8]) -> (i64[N], f32[N, 8]) {\n"
+                "  %e = exp(%x)\n  %i = argmax(neg(%e), axes=[-1])\n  return %i, %e\n}\n",
+                "N=7;N=1000", STD, false, 0, -1);
+    /* cross-entropy forward and backward: the logits gradient may take the logits' buffer
+     * (Liger's trick) where the kernel allows it; correct either way */
+    donate_case("donate: cross_entropy fwd+bwd",
+                "func @l(%x: f32[N, C], %y: i32[N]) -> f32[] {\n  %l = cross_entropy(%x, %y)\n"
+                "  return %l\n}\nfunc @t = value_and_grad(@l, wrt=[%x])\n",
+                "N=9,C=37;N=1000,C=37", (range){-2, 2, "y=0:36"}, false, -2, -1);
+    donate_case("donate: bf16 cross_entropy fwd+bwd",
+                "func @l(%x: bf16[N, C], %y: i64[N]) -> f32[] {\n"
+                "  %l = cross_entropy(%x, %y)\n  return cast(%l, dtype=f32)\n}\n"
+                "func @t = value_and_grad(@l, wrt=[%x])\n",
+                "N=64,C=1000", (range){-2, 2, "y=0:999"}, false, -2, -1);
+    /* an argument that is also a result is never overwritten, and keeps its input */
+    donate_case("donate: argument returned", "func @t(%x: f32[N, 8]) -> (f32[N, 8], f32[N, 8]) {\n"
+                "  %e = exp(%x)\n  %i = argmax(neg(%e), axes=[-1])\n"
+                "  return add(%e, cast(broadcast(reshape(%i, shape=[N, 1]), shape=[N, 8]), dtype=f32)), %x\n}\n",
+                "N=7;N=300", STD, false, -1, 0);
+    /* the same buffer passed twice is read through both parameters: never overwritten */
+    donate_case("donate: argument passed twice", "func @t(%a: f32[N, 8], %b: f32[N, 8]) -> (i64[N], f32[N, 8]) {\n"
+                "  %e = exp(%a)\n  %i = argmax(neg(%e), axes=[-1])\n  return %i, mul(%e, %b)\n}\n",
+                "N=7;N=300", STD, true, -1, 0);
+    /* an argument a later kernel reads (after a matmul) stays intact until then */
+    donate_case("donate: argument read by a later kernel",
+                "func @t(%x: f32[N, 8], %m: f32[8, 8]) -> f32[N, 8] {\n"
+                "  %h = matmul(exp(%x), %m)\n  return add(%h, %x)\n}\n",
+                "N=7;N=1000", STD, false, -2, -1);
+}
+
 /* ---------------------------------------------------------------- the examples' .tir files */
 
 static int by_name(const void *a, const void *b) { return strcmp(a, b); }
@@ -805,6 +977,7 @@ int main(int argc, char **argv) {
     linalg_cases();
     composite_cases();
     program_cases();
+    donation_cases();
     if (do_examples) example_cases(examples);
     tir_context_destroy(ctx);
     if (list_only) return 0;

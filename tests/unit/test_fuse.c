@@ -4,7 +4,8 @@
  * order, so the interpreter's results agree to the bit; checked at 1e-6 relative). Decomposed
  * normalisations, softmaxes and cross-entropy must become one kernel per row computation,
  * matmuls must stay outside. The tests/golden/fuse_*.tir goldens are also checked here, through
- * the pass itself, for as long as the pipeline has no "fuse" stage. */
+ * the pipeline's stages ("fuse", or "schedule" for the goldens that show schedules); the
+ * schedule pass's decisions (passes/schedule.c) are checked on the same regions. */
 #include <check.h>
 #include <dirent.h>
 #include <math.h>
@@ -52,10 +53,13 @@ static void lower(tir_module *m) {
     ck_assert_msg(st == TIR_OK, "pipeline: %s", d.msg);
 }
 
+/* fuse, then the schedule stage that fills in the regions' schedules */
 static void fuse(tir_module *m) {
     tir_diag d;
     tir_status st = tir_pass_fuse(m, &d);
     ck_assert_msg(st == TIR_OK, "fuse: %s: %s", tir_status_name(st), d.msg);
+    st = tir_pass_schedule(m, &d);
+    ck_assert_msg(st == TIR_OK, "schedule: %s: %s", tir_status_name(st), d.msg);
     st = tir_verify(m, &d);
     ck_assert_msg(st == TIR_OK, "after fuse the module does not verify: %d:%d: %s", d.line, d.col, d.msg);
 }
@@ -409,16 +413,16 @@ START_TEST(test_fuse_row_kernels) {
     tir_bindings_set(&b, "B", 2);
     tir_bindings_set(&b, "T", 2);
     const char *funcs[] = {"sm", "lsm", "ln", "rms", "ce", "cen"};
-    const char *names[] = {"softmax_0", "log_softmax_1", "layernorm_2", "rmsnorm_3", NULL, "cross_entropy_6"};
+    const char *names[] = {"softmax_0", "log_softmax_1", "layernorm_2", "rmsnorm_3", NULL, "cross_entropy_5"};
     tir_module *m = NULL;
     for (int i = 0; i < 6; i++) {
         tir_module_free(m);
         m = fused_and_checked(src, funcs[i], &b);
     }
     for (int i = 0; i < 6; i++) {
-        /* every reduction over the class/row axis of a function sits in one region; the mean
-         * over the batch of cross_entropy is a second kernel */
-        ck_assert_int_eq(regions(m, funcs[i]), strcmp(funcs[i], "ce") == 0 ? 2 : 1);
+        /* every reduction over the class/row axis of a function sits in one region, and so does
+         * cross_entropy's mean over the batch (a total of per-row values: partials) */
+        ck_assert_int_eq(regions(m, funcs[i]), 1);
         ck_assert_int_eq(outside(m, funcs[i], TIR_OP_MAX) + outside(m, funcs[i], TIR_OP_SUM) +
                              outside(m, funcs[i], TIR_OP_MEAN),
                          0);
@@ -429,7 +433,9 @@ START_TEST(test_fuse_row_kernels) {
     for (int k = 0; k < ce->nops; k++)
         if (tir_op_region(ce->ops[k]) && count_code(ce->ops[k]->callee, TIR_OP_MAX)) ce_rows = ce->ops[k];
     ck_assert_ptr_nonnull(ce_rows);
-    ck_assert_int_eq(count_code(ce_rows->callee, TIR_OP_SUM), 2); /* log-sum-exp and the picked logit */
+    /* log-sum-exp, the picked logit, and the mean's two totals (losses, targets not ignored) */
+    ck_assert_int_eq(count_code(ce_rows->callee, TIR_OP_SUM), 4);
+    ck_assert_int_eq(sched(ce_rows, "partials")->u.i, 2);
     ck_assert_str_eq(tir_attr_str(ce_rows, "kernel", ""), "cross_entropy_4");
     /* schedules follow the row: 128 f32 = 4 rows of 32 threads of float4 in 4 warps; 768 and
      * 4096 bf16 in vectors of 8, one row per block; all short enough for registers */
@@ -496,6 +502,78 @@ START_TEST(test_fuse_no_cycle_through_late_groups) {
 }
 END_TEST
 
+/* reductions across rows (a loss summed over every axis, a weight gradient summed over the rows)
+ * join the row kernel that produces their operand; the schedule records the partials, the
+ * sweeps and the online max-sum; what cannot be folded in registers stays a kernel of its own */
+START_TEST(test_fuse_across_rows) {
+    const char *src =
+        "func @loss(%x: bf16[N, 64], %w: bf16[64], %g: bf16[N, 64]) -> f32[] {\n"
+        "  %o = rmsnorm(%x, %w, eps=1e-6)\n"
+        "  %l = sum(mul(cast(%o, dtype=f32), cast(%g, dtype=f32)), axes=[0, 1])\n  return %l\n}\n"
+        "func @vg = value_and_grad(@loss, wrt=[%x, %w])\n"
+        "func @fb(%x: bf16[N, 64], %w: bf16[64], %g: bf16[N, 64]) -> (bf16[N, 64], bf16[N, 64], bf16[64]) {\n"
+        "  %y = rmsnorm(%x, %w, eps=1e-6)\n  %l, %dx, %dw = call @vg(%x, %w, %g)\n  return %y, %dx, %dw\n}\n"
+        "func @sw_loss(%a: bf16[N, 96], %b: bf16[N, 96], %g: bf16[N, 96]) -> f32[] {\n"
+        "  %l = sum(mul(cast(mul(silu(%a), %b), dtype=f32), cast(%g, dtype=f32)), axes=[0, 1])\n  return %l\n}\n"
+        "func @sw = value_and_grad(@sw_loss, wrt=[%a, %b])\n"
+        "func @ce_loss(%x: bf16[N, 40], %t: i64[N]) -> f32[] {\n"
+        "  %l = cross_entropy(cast(%x, dtype=f32), %t, reduction=\"mean\")\n  return %l\n}\n"
+        "func @ce = value_and_grad(@ce_loss, wrt=[%x])\n"
+        "func @colsym(%x: f32[N, D]) -> (f32[N, D], f32[D]) {\n"
+        "  %y = div(%x, sum(%x, axes=[1], keepdim=true))\n  %c = sum(%y, axes=[0])\n  return %y, %c\n}\n";
+    tir_bindings b = bind2("N", 5, "D", 3);
+    tir_module *m = fused_and_checked(src, "fb", &b);
+    /* y, dx and dw from one kernel: dw (a column sum) in it, nothing N x D in memory but y, dx */
+    ck_assert_int_eq(regions(m, "fb"), 1);
+    const tir_op *op = first_region(m, "fb");
+    ck_assert_int_eq(op->nout, 3);
+    ck_assert_int_eq(sched(op, "partials")->u.i, 1);
+    ck_assert(sched(op, "blocks_per_sm")->u.i >= 1);
+    ck_assert_int_eq(sched(op, "sweeps")->u.i, 2); /* both row reductions in one sweep, then the writes */
+    tir_module_free(m);
+    /* value_and_grad itself: the loss and dw both join the row kernel */
+    m = fused_and_checked(src, "vg", &b);
+    ck_assert_int_eq(regions(m, "vg"), 1);
+    ck_assert_int_eq(sched(first_region(m, "vg"), "partials")->u.i, 2);
+    tir_module_free(m);
+    /* SwiGLU forward and backward with its loss: one kernel, rows along the last axis */
+    m = fused_and_checked(src, "sw", &b);
+    ck_assert_int_eq(regions(m, "sw"), 1);
+    op = first_region(m, "sw");
+    ck_assert_str_eq(sched(op, "kind")->u.s, "row");
+    ck_assert_int_eq(sched(op, "partials")->u.i, 1);
+    tir_module_free(m);
+    /* cross-entropy forward and backward: one stats sweep (max, the online sum, the picked
+     * target logit), one write sweep */
+    m = fused_and_checked(src, "ce", &b);
+    const tir_func *f = tir_module_find(m, "ce");
+    int rows_k = 0;
+    for (int k = 0; k < f->nops; k++) {
+        const tir_attr_value *sw = tir_dict_get(tir_op_attr(f->ops[k], "schedule"), "online");
+        if (!sw || !sw->u.b) continue;
+        rows_k++;
+        ck_assert_int_eq(sched(f->ops[k], "sweeps")->u.i, 2);
+    }
+    ck_assert_int_eq(rows_k, 1);
+    tir_module_free(m);
+    /* a column sum over rows of a symbolic length cannot keep its partials in registers */
+    m = fused_and_checked(src, "colsym", &b);
+    ck_assert_int_eq(regions(m, "colsym"), 2);
+    tir_module *e = parse(src);
+    lower(e);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    tir_diag d;
+    ck_assert_int_eq(tir_fuse_explain(e, out, &d), TIR_OK);
+    fclose(out);
+    ck_assert_msg(strstr(buf, "which needs rows of a constant length of at most 8192"), "%.900s", buf);
+    free(buf);
+    tir_module_free(e);
+    tir_module_free(m);
+}
+END_TEST
+
 START_TEST(test_fuse_boundaries) {
     /* exp feeds a matmul and, with the matmul's result, an add: the add cannot take it in
      * (a cycle through the matmul), so exp is a kernel of its own and the add another */
@@ -549,8 +627,9 @@ START_TEST(test_fuse_llama_block) {
                       tir_ops[c].name);
     }
     /* two RMSNorms (the second with the residual add), the attention softmax with its scale and
-     * causal mask, SwiGLU, rope pieces between split/concat, the casts around every matmul */
-    ck_assert_int_eq(regions(m, "block"), 24);
+     * causal mask, SwiGLU, rope (one kernel each for q and k, and the f32 cos, sin and half mask
+     * they share), the casts around every matmul */
+    ck_assert_int_eq(regions(m, "block"), 21);
     int rms = 0, softmax = 0, swiglu = 0;
     for (int k = 0; k < f->nops; k++) {
         const char *name = tir_attr_str(f->ops[k], "kernel", "");
@@ -612,7 +691,10 @@ START_TEST(test_fuse_goldens) {
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         char *src = tu_read_file(path);
         ck_assert_msg(src != NULL, "cannot read %s", path);
-        if (!strstr(src, "# RUN: print --after fuse\n")) {
+        const char *stage = strstr(src, "# RUN: print --after fuse\n")       ? "fuse"
+                            : strstr(src, "# RUN: print --after schedule\n") ? "schedule"
+                                                                               : NULL;
+        if (!stage) {
             free(src);
             continue;
         }
@@ -634,19 +716,13 @@ START_TEST(test_fuse_goldens) {
         tir_module *m = NULL;
         tir_diag d;
         ck_assert_msg(tir_module_parse(ctx, src, path, &m, &d) == TIR_OK, "%s: %s", path, d.msg);
-        if (tir_pipeline_find("fuse")) {
-            ck_assert_msg(tir_pipeline_run(m, "fuse", NULL, NULL, &d) == TIR_OK, "%s: %s", path, d.msg);
-        } else {
-            lower(m);
-            fuse(m);
-        }
+        ck_assert_msg(tir_pipeline_run(m, stage, NULL, NULL, &d) == TIR_OK, "%s: %s", path, d.msg);
         char *got = tir_module_print(m);
         ck_assert_msg(strcmp(got, want) == 0, "%s: printout differs:\n--- want\n%s--- got\n%s", path, want, got);
         /* run.sh prints the printout again through the whole pipeline: fusing fused code is a
          * no-op */
         tir_module *again = parse(got);
-        lower(again);
-        fuse(again);
+        ck_assert_msg(tir_pipeline_run(again, stage, NULL, NULL, &d) == TIR_OK, "%s again: %s", path, d.msg);
         char *got2 = tir_module_print(again);
         ck_assert_msg(strcmp(got, got2) == 0, "%s: the pipeline changes the printout:\n%s--- to\n%s", path, got, got2);
         tir_free(got2);
@@ -675,6 +751,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_fuse_row_kernels);
     tcase_add_test(tc, test_fuse_elementwise);
     tcase_add_test(tc, test_fuse_boundaries);
+    tcase_add_test(tc, test_fuse_across_rows);
     tcase_add_test(tc, test_fuse_no_cycle_through_late_groups);
     tcase_add_test(tc, test_fuse_llama_block);
     tcase_add_test(tc, test_fuse_training_step);

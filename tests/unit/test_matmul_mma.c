@@ -2,7 +2,12 @@
  * kernels for several tilings, dtypes, transposes and batch shapes, on sm_80 and sm_90a, must
  * assemble with ptxas and hold the instructions they are built around (mma.sync m16n8k16 with
  * ldmatrix, or wgmma; cp.async); the default tilings must not spill; bad tilings and ops the
- * template does not take are refused with a diagnostic. ptxas is looked up on PATH, then as
+ * template does not take are refused with a diagnostic. The TMA kernel (sm_90a, warp-specialised,
+ * persistent) assembles for every transpose, batch and dtype case whose rows are 16-byte multiples,
+ * takes its tensor maps as 128-byte parameters, keeps within its registers, and is picked by
+ * default only where its operands qualify. Fused matmul regions (tir_codegen_matmul_region):
+ * bias + SiLU, residual + scale + cast, GELU lower to one kernel that assembles, with the region's
+ * operands as buffers; bodies the epilogue does not take are declined. ptxas is looked up on PATH, then as
  * /usr/local/cuda/bin/ptxas; without it the ptxas checks fail unless TIR_ALLOW_NO_PTXAS=1. */
 #include <check.h>
 #include <stdio.h>
@@ -98,6 +103,24 @@ static const tir_mma_config sync_cfgs[] = {
     {.bm = 64, .bn = 128, .bk = 16, .warps_m = 1, .warps_n = 4, .stages = 2, .group_m = 1},
 };
 
+/* operands whose contiguous dims are multiples of 8 for every binding (the TMA kernel's) */
+static const kcase tma_cases[] = {
+    {"bf16", "M, 8*K", "8*K, 8*N", "M, 8*N", false, false},
+    {"bf16", "M, 8*K", "N, 8*K", "M, N", false, true},
+    {"bf16", "K, 8*M", "K, 8*N", "8*M, 8*N", true, false},
+    {"f16", "8*K, 8*M", "N, 8*K", "8*M, N", true, true},
+    {"bf16", "4095, 336", "336, 1000", "4095, 1000", false, false},
+    {"bf16", "B, 1, M, 64*K", "H, 64*K, 64*N", "B, H, M, 64*N", false, false},
+    {"f16", "2, 3, 8*K, 8*M", "3, N, 8*K", "2, 3, 8*M, N", true, true},
+};
+
+static const tir_mma_config tma_cfgs[] = {
+    {.bm = 128, .bn = 256, .bk = 64, .warps_m = 2, .warps_n = 1, .stages = 4, .group_m = 8, .wgmma = true, .tma = true},
+    {.bm = 128, .bn = 128, .bk = 64, .warps_m = 2, .warps_n = 1, .stages = 5, .group_m = 8, .wgmma = true, .tma = true},
+    {.bm = 64, .bn = 256, .bk = 64, .warps_m = 1, .warps_n = 1, .stages = 4, .group_m = 8, .wgmma = true, .tma = true},
+    {.bm = 128, .bn = 256, .bk = 64, .warps_m = 1, .warps_n = 2, .stages = 4, .group_m = 4, .wgmma = true, .tma = true},
+};
+
 static const tir_mma_config wg_cfgs[] = {
     {.bm = 128, .bn = 256, .bk = 64, .warps_m = 2, .warps_n = 1, .stages = 4, .group_m = 8, .wgmma = true},
     {.bm = 128, .bn = 128, .bk = 64, .warps_m = 2, .warps_n = 1, .stages = 4, .group_m = 8, .wgmma = true},
@@ -124,11 +147,26 @@ static void check_kernel(const kcase *kc, const char *arch, const tir_mma_config
     ck_assert_str_eq(k.name, "tir_matmul_mma_7");
     ck_assert_ptr_nonnull(k.ptx);
     ck_assert_msg(strstr(k.ptx, ".entry tir_matmul_mma_7") != NULL, "%s: no entry", what);
-    ck_assert_msg(strstr(k.ptx, "cp.async.cg.shared.global") != NULL, "%s: no cp.async", what);
+    bool tma = cfg ? cfg->tma : strstr(k.ptx, "cp.async.bulk.tensor") != NULL;
+    if (tma) {
+        ck_assert_msg(strstr(k.ptx, "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier") != NULL,
+                      "%s: no TMA copy", what);
+        ck_assert_msg(strstr(k.ptx, "mbarrier.try_wait.parity") != NULL, "%s: no mbarrier wait", what);
+        ck_assert_msg(strstr(k.ptx, "setmaxnreg.inc") != NULL && strstr(k.ptx, "setmaxnreg.dec") != NULL,
+                      "%s: no setmaxnreg", what);
+        /* the tensor maps: 64-byte aligned 128-byte parameters, read in place */
+        ck_assert_msg(strstr(k.ptx, ".param .align 64 .b8 tir_matmul_mma_7_param_3[128]") != NULL,
+                      "%s: no tensor-map parameter\n", what);
+        ck_assert_msg(strstr(k.ptx, ".local") == NULL, "%s: a parameter copied to local memory", what);
+        ck_assert_int_eq(k.persistent, 1);
+    } else {
+        ck_assert_msg(strstr(k.ptx, "cp.async.cg.shared.global") != NULL, "%s: no cp.async", what);
+    }
     bool wg = cfg ? cfg->wgmma : strstr(k.ptx, "wgmma.mma_async") != NULL;
     if (wg) {
         ck_assert_msg(strstr(k.ptx, "wgmma.mma_async.sync.aligned.m64n") != NULL, "%s", what);
-        ck_assert_msg(strstr(k.ptx, "fence.proxy.async") != NULL, "%s", what);
+        /* cp.async writes through the generic proxy; the copy engine's through the async one */
+        if (!tma) ck_assert_msg(strstr(k.ptx, "fence.proxy.async") != NULL, "%s", what);
     } else {
         ck_assert_msg(strstr(k.ptx, "mma.sync.aligned.m16n8k16.row.col.f32") != NULL, "%s: no mma", what);
         ck_assert_msg(strstr(k.ptx, "ldmatrix.sync.aligned.m8n8.x4") != NULL, "%s: no ldmatrix", what);
@@ -139,10 +177,26 @@ static void check_kernel(const kcase *kc, const char *arch, const tir_mma_config
         ck_assert_int_eq(k.params[i].kind, TIR_KP_BUFFER);
         ck_assert_int_eq(k.params[i].index, i);
     }
-    for (int i = 3; i < k.nparams; i++) ck_assert_int_eq(k.params[i].kind, TIR_KP_DIM);
+    int first_dim = 3;
+    if (tma) {
+        ck_assert_int_ge(k.nparams, 5);
+        for (int i = 3; i < 5; i++) {
+            const tir_kparam_tmap *t = &k.params[i].tmap;
+            ck_assert_int_eq(k.params[i].kind, TIR_KP_TMAP);
+            ck_assert_int_eq(k.params[i].index, i - 3);
+            ck_assert_int_eq(t->rank, 3);
+            ck_assert_int_eq(t->swizzle, 128);
+            ck_assert_int_eq(t->box[0], 64); /* 128 bytes: one swizzled row */
+            ck_assert_ptr_eq(t->dims[0], op->in[i - 3]->type.dims[op->in[i - 3]->type.rank - 1]);
+            ck_assert_ptr_eq(t->strides[1], t->dims[0]);
+        }
+        first_dim = 5;
+    }
+    for (int i = first_dim; i < k.nparams; i++) ck_assert_int_eq(k.params[i].kind, TIR_KP_DIM);
     ck_assert_int_gt(k.shared_bytes, 0);
     ck_assert_int_le(k.shared_bytes, 227 * 1024);
-    ck_assert(k.block[0] == 128 || k.block[0] == 256 || k.block[0] == 64 || k.block[0] == 512);
+    ck_assert(k.block[0] == 128 || k.block[0] == 256 || k.block[0] == 64 || k.block[0] == 512 ||
+              k.block[0] == 384);
     for (int i = 0; i < 3; i++) ck_assert_ptr_nonnull(k.grid[i]);
     if (have_ptxas) {
         int rc = run_ptxas(k.ptx, arch, log, logn);
@@ -175,6 +229,243 @@ START_TEST(test_wgmma_kernels) {
     for (int i = 0; i < nc; i++) check_kernel(&cases[i], "sm_90a", &wg_cfgs[0], logbuf, sizeof logbuf);
     for (int i = 1; i < ng; i++)
         for (int j = 0; j < 4; j++) check_kernel(&cases[j], "sm_90a", &wg_cfgs[i], logbuf, sizeof logbuf);
+}
+END_TEST
+
+START_TEST(test_tma_kernels) {
+    int nc = (int)(sizeof tma_cases / sizeof *tma_cases), ng = (int)(sizeof tma_cfgs / sizeof *tma_cfgs);
+    for (int i = 0; i < nc; i++) {
+        check_kernel(&tma_cases[i], "sm_90a", &tma_cfgs[0], logbuf, sizeof logbuf);
+        /* the 64x256 consumers hold 128 accumulators each: none may spill */
+        if (have_ptxas)
+            ck_assert_msg(strstr(logbuf, "0 bytes spill stores, 0 bytes spill loads") != NULL &&
+                              strstr(logbuf, "0 bytes stack frame") != NULL,
+                          "case %d spills:\n%s", i, logbuf);
+    }
+    for (int i = 1; i < ng; i++)
+        for (int j = 0; j < 3; j++) check_kernel(&tma_cases[j], "sm_90a", &tma_cfgs[i], logbuf, sizeof logbuf);
+}
+END_TEST
+
+/* the TMA kernel is the default exactly where the operands' rows are 16-byte multiples */
+START_TEST(test_tma_pick) {
+    tir_context *ctx = tir_context_create();
+    tir_op *op;
+    tir_mma_config c;
+    char why[128];
+    tir_module *m = matmul_module(ctx, "bf16", "8192, 4096", "4096, 14336", "8192, 14336", false, false, &op);
+    ck_assert(tir_matmul_tma_ok(op, "sm_90a"));
+    ck_assert(!tir_matmul_tma_ok(op, "sm_90"));
+    ck_assert(!tir_matmul_tma_ok(op, "sm_80"));
+    tir_mma_pick_config_for(op, "sm_90a", &c);
+    ck_assert(c.tma && c.wgmma);
+    ck_assert_msg(tir_mma_config_valid(&c, why, sizeof why), "%s", why);
+    tir_mma_pick_config_for(op, "sm_80", &c);
+    ck_assert(!c.tma);
+    setenv("TIR_MATMUL_TMA", "0", 1);
+    tir_mma_pick_config_for(op, "sm_90a", &c);
+    unsetenv("TIR_MATMUL_TMA");
+    ck_assert(!c.tma && c.wgmma);
+    tir_module_free(m);
+    /* K = 4093: a's rows are not 16-byte multiples */
+    m = matmul_module(ctx, "bf16", "4095, 4093", "4093, 4096", "4095, 4096", false, false, &op);
+    ck_assert(!tir_matmul_tma_ok(op, "sm_90a"));
+    tir_mma_pick_config_for(op, "sm_90a", &c);
+    ck_assert(!c.tma);
+    tir_kernel k;
+    tir_diag d;
+    tir_codegen_options o = {"sm_90a", 2};
+    ck_assert_int_eq(tir_codegen_matmul_mma(ctx, op, 0, &o, &tma_cfgs[0], &k, &d), TIR_ERR_INVALID);
+    ck_assert_msg(strstr(d.msg, "multiple of 8") != NULL, "%s", d.msg);
+    tir_module_free(m);
+    /* symbolic: N alone is not known to be a multiple of 8; 8*N is */
+    m = matmul_module(ctx, "bf16", "M, K", "K, N", "M, N", false, false, &op);
+    ck_assert(!tir_matmul_tma_ok(op, "sm_90a"));
+    tir_module_free(m);
+    m = matmul_module(ctx, "bf16", "M, 16*K", "16*K, 8*N", "M, 8*N", false, false, &op);
+    ck_assert(tir_matmul_tma_ok(op, "sm_90a"));
+    tir_module_free(m);
+    /* a bad TMA tiling */
+    m = matmul_module(ctx, "bf16", "64, 64", "64, 64", "64, 64", false, false, &op);
+    tir_mma_config bad = tma_cfgs[0];
+    bad.bk = 128;
+    ck_assert(!tir_mma_config_valid(&bad, why, sizeof why));
+    bad = tma_cfgs[0];
+    bad.wgmma = false;
+    ck_assert(!tir_mma_config_valid(&bad, why, sizeof why));
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* the TMA kernel's launch: every tile of every batch, clamped at launch to one block per SM */
+START_TEST(test_tma_geometry) {
+    tir_context *ctx = tir_context_create();
+    tir_op *op;
+    tir_module *m = matmul_module(ctx, "bf16", "B, 1, M, 64*K", "H, 64*K, 64*N", "B, H, M, 64*N", false, false, &op);
+    tir_codegen_options o = {"sm_90a", 2};
+    tir_kernel k;
+    tir_diag d;
+    ck_assert_int_eq(tir_codegen_matmul_mma(ctx, op, 3, &o, &tma_cfgs[0], &k, &d), TIR_OK);
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "B", 2);
+    tir_bindings_set(&b, "H", 3);
+    tir_bindings_set(&b, "M", 300);
+    tir_bindings_set(&b, "N", 5);
+    tir_bindings_set(&b, "K", 1);
+    int64_t gx, gy, v;
+    ck_assert_int_eq(tir_dim_eval(k.grid[0], &b, &gx), TIR_OK);
+    ck_assert_int_eq(tir_dim_eval(k.grid[1], &b, &gy), TIR_OK);
+    ck_assert_int_eq(gx, 3 * 2 * 2 * 3); /* ceil(300/128) * ceil(320/256) * B * H */
+    ck_assert_int_eq(gy, 1);
+    ck_assert_int_eq(k.block[0], 384);
+    ck_assert_int_eq(k.persistent, 1);
+    ck_assert_int_eq(k.shared_bytes, 4 * (128 + 256) * 64 * 2 + 4 * 16);
+    /* a's view: [64K, M, B*1] with strides [., 64K, 64K*M]; b's: [64N, 64K, H] */
+    const tir_kparam_tmap *ta = &k.params[3].tmap, *tb = &k.params[4].tmap;
+    ck_assert_int_eq(tir_dim_eval(ta->dims[1], &b, &v), TIR_OK);
+    ck_assert_int_eq(v, 300);
+    ck_assert_int_eq(tir_dim_eval(ta->dims[2], &b, &v), TIR_OK);
+    ck_assert_int_eq(v, 2);
+    ck_assert_int_eq(tir_dim_eval(ta->strides[2], &b, &v), TIR_OK);
+    ck_assert_int_eq(v, 64 * 300);
+    ck_assert_int_eq(ta->box[1], 128);
+    ck_assert_int_eq(tir_dim_eval(tb->dims[0], &b, &v), TIR_OK);
+    ck_assert_int_eq(v, 320);
+    ck_assert_int_eq(tir_dim_eval(tb->dims[2], &b, &v), TIR_OK);
+    ck_assert_int_eq(v, 3);
+    ck_assert_int_eq(tb->box[1], 64); /* N-major b: one 64x64 box per 128-byte panel */
+    tir_kernel_release(&k);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* a one-region function: the region is funcs[0]->ops[0] */
+static tir_module *region_module(tir_context *ctx, const char *src) {
+    tir_module *m = NULL;
+    tir_diag d;
+    tir_status s = tir_module_parse(ctx, src, "region.tir", &m, &d);
+    ck_assert_msg(s == TIR_OK, "%s\n%s", d.msg, src);
+    ck_assert_int_eq(m->funcs[0]->ops[0]->code, TIR_OP_FUSED);
+    return m;
+}
+
+typedef struct rcase {
+    const char *src;
+    const char *member; /* a PTX text the epilogue must leave (its operation) */
+    bool tma;           /* the TMA kernel is expected */
+} rcase;
+
+static const rcase rcases[] = {
+    /* linear + bias + SiLU (a weight [N, K], a bias [N]); constant sizes take the TMA kernel */
+    {"func @f(%x: bf16[512, 256], %w: bf16[384, 256], %b: bf16[384]) -> bf16[512, 384] {\n"
+     "  %y = fused(%x, %w, %b) kernel=\"k\" schedule={kind=\"matmul\", bm=128, bn=256, bk=64, "
+     "warps_m=2, warps_n=1, stages=4, group_m=8, wgmma=true} {\n"
+     "    %c = matmul(%x, %w, transpose_b=true)\n"
+     "    %d = add(%c, %b)\n"
+     "    yield silu(%d)\n  }\n  return %y\n}\n", "ld.global", true},
+    /* a residual, a scale, the output cast to f32; symbolic sizes keep the cp.async kernel */
+    {"func @f(%r: bf16[B, M, N], %a: bf16[B, M, K], %w: bf16[K, N]) -> f32[B, M, N] {\n"
+     "  %y = fused(%r, %a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+     "    %c = matmul(%a, %w)\n"
+     "    %s = full(0.5, shape=[], dtype=bf16)\n"
+     "    %d = add(mul(%c, %s), %r)\n"
+     "    yield cast(%d, dtype=f32)\n  }\n  return %y\n}\n", "st.global.b32", false},
+    /* GELU (tanh) on the mma.sync tiling, a scalar parameter */
+    {"func @f(%a: f16[M, K], %w: f16[K, N], %t: f16[]) -> f16[M, N] {\n"
+     "  %y = fused(%a, %w, %t) kernel=\"k\" schedule={kind=\"matmul\", bm=64, bn=64, bk=32, "
+     "warps_m=2, warps_n=2, stages=3, group_m=8, wgmma=false} {\n"
+     "    %c = matmul(%a, %w)\n"
+     "    yield gelu(mul(%c, %t), approximate=\"tanh\")\n  }\n  return %y\n}\n", "mma.sync", false},
+};
+
+START_TEST(test_region_kernels) {
+    for (int i = 0; i < (int)(sizeof rcases / sizeof *rcases); i++) {
+        tir_context *ctx = tir_context_create();
+        tir_module *m = region_module(ctx, rcases[i].src);
+        const tir_op *fop = m->funcs[0]->ops[0];
+        tir_codegen_options o = {"sm_90a", 2};
+        tir_kernel k;
+        tir_diag d;
+        tir_status s = tir_codegen_matmul_region(ctx, fop, 5, &o, &k, &d);
+        ck_assert_msg(s == TIR_OK, "case %d: %s", i, d.msg);
+        ck_assert_str_eq(k.name, "tir_matmul_fused_5");
+        ck_assert_msg(strstr(k.ptx, rcases[i].member) != NULL, "case %d: no %s", i, rcases[i].member);
+        bool tma = strstr(k.ptx, "cp.async.bulk.tensor") != NULL;
+        ck_assert_msg(tma == rcases[i].tma, "case %d: tma %d", i, tma);
+        /* buffers: the region's operands in order, then its result */
+        for (int j = 0; j <= fop->nin; j++) {
+            ck_assert_int_eq(k.params[j].kind, TIR_KP_BUFFER);
+            ck_assert_int_eq(k.params[j].index, j);
+        }
+        if (tma) {
+            /* the matmul's operands are parameters 0 and 1 of the region (x and w) */
+            ck_assert_int_eq(k.params[fop->nin + 1].kind, TIR_KP_TMAP);
+            ck_assert_int_eq(k.params[fop->nin + 1].index, 0);
+            ck_assert_int_eq(k.params[fop->nin + 2].index, 1);
+        }
+        if (have_ptxas) {
+            int rc = run_ptxas(k.ptx, "sm_90a", logbuf, sizeof logbuf);
+            ck_assert_msg(rc == 0, "case %d: ptxas failed:\n%s", i, logbuf);
+            ck_assert_msg(strstr(logbuf, "warning") == NULL, "case %d: ptxas warns:\n%s", i, logbuf);
+            ck_assert_msg(strstr(logbuf, "0 bytes spill stores") != NULL, "case %d spills:\n%s", i, logbuf);
+        }
+        tir_kernel_release(&k);
+        /* on sm_80 the wgmma tiling gives way to an mma.sync one */
+        tir_codegen_options o80 = {"sm_80", 2};
+        s = tir_codegen_matmul_region(ctx, fop, 5, &o80, &k, &d);
+        ck_assert_msg(s == TIR_OK, "case %d sm_80: %s", i, d.msg);
+        ck_assert(strstr(k.ptx, "wgmma") == NULL);
+        if (have_ptxas) {
+            int rc = run_ptxas(k.ptx, "sm_80", logbuf, sizeof logbuf);
+            ck_assert_msg(rc == 0, "case %d sm_80: ptxas failed:\n%s", i, logbuf);
+        }
+        tir_kernel_release(&k);
+        tir_module_free(m);
+        tir_context_destroy(ctx);
+    }
+}
+END_TEST
+
+/* bodies the epilogue does not take: the caller runs the members one by one */
+START_TEST(test_region_refusals) {
+    static const char *const bad[] = {
+        /* a reduction after the matmul */
+        "func @f(%a: bf16[M, K], %w: bf16[K, N]) -> bf16[M] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    %c = matmul(%a, %w)\n    yield sum(%c, axes=[-1])\n  }\n  return %y\n}\n",
+        /* split_k */
+        "func @f(%a: bf16[M, K], %w: bf16[K, N]) -> bf16[M, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\", split_k=4} {\n"
+        "    %c = matmul(%a, %w)\n    yield relu(%c)\n  }\n  return %y\n}\n",
+        /* an operand computed before the matmul */
+        "func @f(%a: bf16[M, K], %w: bf16[K, N]) -> bf16[M, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    %e = exp(%a)\n    %c = matmul(%e, %w)\n    yield %c\n  }\n  return %y\n}\n",
+        /* an f32 matmul (no tensor-core kernel) */
+        "func @f(%a: f32[M, K], %w: f32[K, N]) -> f32[M, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    %c = matmul(%a, %w)\n    yield relu(%c)\n  }\n  return %y\n}\n",
+        /* a parameter of another shape ([M] does not broadcast to [M, N] from the right) */
+        "func @f(%a: bf16[M, K], %w: bf16[K, N], %v: bf16[M]) -> bf16[M, N] {\n"
+        "  %y = fused(%a, %w, %v) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    %c = matmul(%a, %w)\n    %u = reshape(%v, shape=[M, 1])\n    yield add(%c, %u)\n  }\n"
+        "  return %y\n}\n",
+    };
+    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
+        tir_context *ctx = tir_context_create();
+        tir_module *m = region_module(ctx, bad[i]);
+        tir_codegen_options o = {"sm_90a", 2};
+        tir_kernel k;
+        tir_diag d;
+        ck_assert_msg(tir_codegen_matmul_region(ctx, m->funcs[0]->ops[0], 0, &o, &k, &d) == TIR_ERR_UNSUPPORTED,
+                      "case %d accepted", i);
+        ck_assert_ptr_null(k.ptx);
+        ck_assert_msg(strlen(d.msg) > 0, "case %d: no reason", i);
+        tir_module_free(m);
+        tir_context_destroy(ctx);
+    }
 }
 END_TEST
 
@@ -350,6 +641,11 @@ int main(void) {
     tcase_add_test(tc, test_sync_kernels);
     tcase_add_test(tc, test_wgmma_kernels);
     tcase_add_test(tc, test_default_no_spills);
+    tcase_add_test(tc, test_tma_kernels);
+    tcase_add_test(tc, test_tma_pick);
+    tcase_add_test(tc, test_tma_geometry);
+    tcase_add_test(tc, test_region_kernels);
+    tcase_add_test(tc, test_region_refusals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,574 @@
+/* fused_horizontal.c: a horizontal region (schedule kind="horizontal", docs/tir.md §11.1) ->
+ * one kernel that runs several independent elementwise parts, each over its own shape: an
+ * optimizer step over many parameter tensors in one launch (PyTorch's multi_tensor_apply).
+ *
+ * Layout. The region's results are cut into parts (the schedule's part_results; a cut is also
+ * made wherever the result shape changes, so a hand-written schedule can never make a part
+ * iterate over two shapes). Part p has n_p elements, a vector width v_p (part_vectors, kept
+ * only where the innermost dim is structurally a multiple, so symbolic sizes stay correct for
+ * every binding) and u_p = n_p / v_p vectors; a block covers C = block * per_thread vectors of
+ * one part, so part p owns nb_p = ceil(u_p / C) consecutive virtual blocks from offset o_p (the
+ * prefix sums, computed in the kernel from its size parameters). Block b finds its part with a
+ * balanced tree of compares against the o_p (log2(parts) uniform branches), then its threads
+ * stride over the block's C vectors. The grid is exactly sum nb_p blocks, not grid-stride: a
+ * loop over virtual blocks lets LLVM hoist every part's block-invariant index math out of it,
+ * and with 73 parts (511 buffers) those values, live across the dispatch, took 255 registers
+ * and 14 KB of spills; straight-line, ptxas reads each part's pointers from the parameter bank
+ * in its own leaf (48 registers). The runtime's 2^31-1 blocks are 2^41 vectors.
+ *
+ * Evaluation: every member is computed in registers from the region's parameters, walking back
+ * through its producers (elementwise ops, full and iota, and the index maps broadcast, reshape,
+ * transpose and slice) and memoised on (value, coordinates), as codegen/fused.c does for one
+ * part; each op rounds to its result dtype exactly as the interpreter does (16-bit floats
+ * compute in f32 and round at each op's output; the exact scalar lowering of cg.h, no
+ * approximate fast paths), so merging kernels never changes a result. A parameter read along
+ * the innermost axis of a vector is one 16-byte load when its offset is provably a multiple of
+ * v_p; results are written with one 16-byte store. Buffers are assumed 16-byte aligned (the
+ * runtime's allocations are).
+ *
+ * Not lowered (TIR_ERR_UNSUPPORTED; compile.c then runs the members one by one): reductions and
+ * other ops that are not elementwise or index maps, ops with no scalar lowering. */
+#include <stdio.h>
+
+#include "cg.h"
+#include "fused_horizontal.h"
+
+#define MAXV 8 /* lanes per thread: 16 bytes of bf16 */
+
+typedef struct crd {
+    int rank;
+    LLVMValueRef c[TIR_MAX_RANK];
+    int lane;          /* the axis holding c[lane] + j in lane j; -1: every lane alike */
+    bool aligned;      /* c[lane] is a multiple of the lane count */
+    LLVMValueRef flat; /* row-major flat index of c in flat_t, or NULL */
+    const tir_type *flat_t;
+} crd;
+
+typedef struct memo {
+    const tir_value *v;
+    crd co;
+    LLVMValueRef lane[MAXV];
+} memo;
+
+typedef struct hx {
+    cg *g;
+    int vec;
+    memo *m;
+    int nm, cap;
+} hx;
+
+/* ---------------------------------------------------------------- helpers */
+
+static bool multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
+    int64_t x;
+    if (v <= 1) return true;
+    if (tir_dim_is_const(d, &x)) return x % v == 0;
+    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
+    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
+}
+
+static int64_t sched_int(const tir_attr_value *s, const char *key, int64_t dflt) {
+    const tir_attr_value *e = tir_dict_get(s, key);
+    return e && e->kind == TIR_ATTR_INT ? e->u.i : dflt;
+}
+
+/* entry i of a "a,b,c" list, or dflt when absent or malformed */
+static int64_t list_at(const tir_attr_value *s, const char *key, int i, int64_t dflt) {
+    const tir_attr_value *e = tir_dict_get(s, key);
+    if (!e || e->kind != TIR_ATTR_STR || !e->u.s) return dflt;
+    const char *p = e->u.s;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, ',');
+        if (!p) return dflt;
+        p++;
+    }
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    return end == p || (*end && *end != ',') ? dflt : (int64_t)v;
+}
+
+static int clamp_vec(int64_t v) {
+    int r = 1;
+    while (r * 2 <= v && r * 2 <= MAXV) r *= 2;
+    return r;
+}
+
+static void splat(hx *f, LLVMValueRef *out, LLVMValueRef x) {
+    for (int j = 0; j < f->vec; j++) out[j] = x;
+}
+
+static bool same_crd(const crd *a, const crd *b) {
+    if (a->rank != b->rank || a->lane != b->lane || a->aligned != b->aligned) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->c[i] != b->c[i]) return false;
+    return true;
+}
+
+static memo *memo_find(hx *f, const tir_value *v, const crd *co) {
+    for (int i = f->nm - 1; i >= 0; i--)
+        if (f->m[i].v == v && same_crd(&f->m[i].co, co)) return &f->m[i];
+    return NULL;
+}
+
+static void memo_add(hx *f, const tir_value *v, const crd *co, LLVMValueRef *lanes) {
+    if (f->nm == f->cap) {
+        int nc = f->cap ? 2 * f->cap : 64;
+        memo *nm = realloc(f->m, (size_t)nc * sizeof *nm);
+        if (!nm) {
+            cg_fail(f->g, TIR_ERR_OOM, "out of memory");
+            return;
+        }
+        f->m = nm;
+        f->cap = nc;
+    }
+    memo *e = &f->m[f->nm++];
+    e->v = v;
+    e->co = *co;
+    memcpy(e->lane, lanes, sizeof e->lane);
+}
+
+/* ---------------------------------------------------------------- scalar ops
+ * Values are compute values (cg_ctype) of their dtype, already rounded to it. */
+
+/* an f32/f64 result -> the compute value of dt, rounded as the interpreter rounds */
+static LLVMValueRef round_to(cg *g, tir_dtype dt, LLVMValueRef r) {
+    if (dt == TIR_F32 || dt == TIR_F64) return r;
+    return cg_widen(g, dt, cg_narrow(g, dt, r));
+}
+
+static LLVMValueRef const_of(cg *g, tir_dtype dt, double v) {
+    v = tir_dtype_round(dt, v);
+    if (tir_dtype_is_float(dt)) return LLVMConstReal(cg_ctype(g, dt), v);
+    if (dt == TIR_BOOL) return LLVMConstInt(g->t_i1, v != 0, 0);
+    return LLVMConstInt(cg_ctype(g, dt), (unsigned long long)(long long)v, 1);
+}
+
+static LLVMValueRef scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
+    tir_opcode code = op->code;
+    tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
+    unsigned fl = tir_ops[code].flags;
+    if (code == TIR_OP_WHERE) return LLVMBuildSelect(g->B, a[0], a[1], a[2], "");
+    if (code == TIR_OP_CAST) return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
+    if (fl & TIR_F_LOGIC)
+        return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
+               : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
+                                    : LLVMBuildOr(g->B, a[0], a[1], "");
+    if (fl & TIR_F_COMPARE) return cg_compare(g, code, dt, a[0], a[1]);
+    LLVMValueRef r = NULL;
+    if (tir_dtype_is_float(dt)) {
+        if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return round_to(g, odt, r);
+    } else if (tir_dtype_is_int(dt)) {
+        r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);
+        if (r) return cg_cast(g, TIR_I64, r, odt);
+    }
+    cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s on %s", tir_ops[code].name, tir_dtype_name(dt));
+    return LLVMGetPoison(cg_ctype(g, odt));
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+static void eval(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out);
+
+/* coordinates of x, which broadcasts (NumPy-aligned) to the shape ot that co indexes */
+static void bcast_crd(cg *g, const crd *co, const tir_type *ot, const tir_type *xt, crd *xc) {
+    int off = ot->rank - xt->rank;
+    xc->rank = xt->rank;
+    xc->lane = -1;
+    xc->aligned = co->aligned;
+    for (int j = 0; j < xt->rank; j++) {
+        int64_t c;
+        bool one = tir_dim_is_const(xt->dims[j], &c) && c == 1;
+        xc->c[j] = one ? cg_i64(g, 0) : co->c[j + off];
+        if (!one && co->lane == j + off) xc->lane = j;
+    }
+    bool same = cg_same_dims(xt, ot);
+    xc->flat = same ? co->flat : NULL;
+    xc->flat_t = same ? co->flat_t : NULL;
+}
+
+/* v one lane at a time (lanes an index map cannot keep together) */
+static void scalarize(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
+    LLVMValueRef tmp[MAXV];
+    int vec = f->vec;
+    for (int j = 0; j < vec; j++) {
+        crd cj = *co;
+        cj.c[co->lane] = LLVMBuildAdd(f->g->B, co->c[co->lane], cg_i64(f->g, j), "");
+        cj.lane = -1;
+        cj.aligned = false;
+        cj.flat = NULL;
+        eval(f, v, &cj, tmp);
+        out[j] = tmp[0];
+    }
+}
+
+static void load_param(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
+    cg *g = f->g;
+    const tir_type *t = &v->type;
+    tir_dtype dt = t->dtype;
+    LLVMValueRef buf = g->buf[v->index];
+    LLVMTypeRef st = cg_stype(g, dt);
+    LLVMValueRef off = co->flat && co->flat_t && cg_same_dims(t, co->flat_t) ? co->flat
+                                                                             : cg_offset(g, t, (LLVMValueRef *)co->c);
+    if (co->lane < 0 || f->vec == 1) {
+        splat(f, out, cg_widen(g, dt, cg_load(g, dt, buf, off)));
+        return;
+    }
+    if (co->lane == t->rank - 1) {
+        size_t es = tir_dtype_size(dt);
+        bool al = co->aligned && multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
+        LLVMValueRef ld = LLVMBuildLoad2(g->B, LLVMVectorType(st, (unsigned)f->vec), cg_gep(g, st, buf, off), "");
+        /* buffers are 16-byte aligned: no more can be promised whatever the width */
+        size_t a = al ? es * (size_t)f->vec : es;
+        LLVMSetAlignment(ld, (unsigned)(a > 16 ? 16 : a));
+        for (int j = 0; j < f->vec; j++) out[j] = cg_widen(g, dt, LLVMBuildExtractElement(g->B, ld, cg_i32(g, j), ""));
+        return;
+    }
+    LLVMValueRef stride = cg_i64(g, 1);
+    for (int k = co->lane + 1; k < t->rank; k++) stride = LLVMBuildMul(g->B, stride, cg_dimv(g, t->dims[k]), "");
+    for (int j = 0; j < f->vec; j++) {
+        LLVMValueRef o = LLVMBuildAdd(g->B, off, LLVMBuildMul(g->B, stride, cg_i64(g, j), ""), "");
+        out[j] = cg_widen(g, dt, cg_load(g, dt, buf, o));
+    }
+}
+
+/* the coordinates of a movement op's operand: 1; 0 when the lanes must be evaluated one by
+ * one; -1 on error (recorded in g) */
+static int move_crd(hx *f, const tir_op *op, const crd *co, crd *xc) {
+    cg *g = f->g;
+    const tir_type *xt = &op->in[0]->type, *vt = &op->out[0]->type;
+    switch (op->code) {
+    case TIR_OP_BROADCAST: bcast_crd(g, co, vt, xt, xc); return 1;
+    case TIR_OP_TRANSPOSE: {
+        const tir_attr_value *p = tir_op_attr(op, "perm");
+        if (!p || p->kind != TIR_ATTR_INTS || p->u.ints.n != xt->rank) {
+            cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: bad perm");
+            return -1;
+        }
+        *xc = *co;
+        xc->lane = -1;
+        xc->flat = NULL;
+        for (int j = 0; j < vt->rank; j++) {
+            int64_t pj = p->u.ints.v[j];
+            if (pj < 0 || pj >= xt->rank) {
+                cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: bad perm");
+                return -1;
+            }
+            xc->c[pj] = co->c[j];
+            if (co->lane == j) xc->lane = (int)pj;
+        }
+        return 1;
+    }
+    case TIR_OP_SLICE: {
+        int ax;
+        if (!tir_norm_axis(tir_attr_int(op, "axis", 0), xt->rank, &ax)) {
+            cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: slice axis out of range");
+            return -1;
+        }
+        int64_t step = tir_attr_int(op, "step", 1), start = tir_attr_int(op, "start", 0);
+        if (co->lane == ax && step != 1) return 0;
+        *xc = *co;
+        xc->flat = NULL;
+        /* start follows Python: negative counts from the end; clamped to [0, dim] */
+        LLVMValueRef dim = cg_dimv(g, xt->dims[ax]), s;
+        if (start < 0) s = cg_smax(g, LLVMBuildAdd(g->B, dim, cg_i64(g, start), ""), cg_i64(g, 0));
+        else s = cg_smin(g, cg_i64(g, start), dim);
+        xc->c[ax] = LLVMBuildAdd(g->B, s, LLVMBuildMul(g->B, co->c[ax], cg_i64(g, step), ""), "");
+        if (co->lane == ax && start != 0) xc->aligned = false;
+        return 1;
+    }
+    case TIR_OP_RESHAPE: {
+        if (co->lane >= 0 &&
+            !(co->lane == vt->rank - 1 && co->aligned && xt->rank > 0 &&
+              multiple_of(g->ctx, vt->dims[vt->rank - 1], f->vec) && multiple_of(g->ctx, xt->dims[xt->rank - 1], f->vec)))
+            return 0;
+        /* the same flat index in both shapes */
+        LLVMValueRef lin = co->flat && co->flat_t && cg_same_dims(vt, co->flat_t) ? co->flat
+                                                                                  : cg_offset(g, vt, (LLVMValueRef *)co->c);
+        xc->rank = xt->rank;
+        cg_unravel(g, lin, xt, xc->c);
+        xc->lane = co->lane >= 0 ? xt->rank - 1 : -1;
+        xc->aligned = co->aligned;
+        xc->flat = lin;
+        xc->flat_t = xt;
+        return 1;
+    }
+    default:
+        cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s in a region", tir_ops[op->code].name);
+        return -1;
+    }
+}
+
+static void eval(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
+    cg *g = f->g;
+    memo *hit = memo_find(f, v, co);
+    if (hit) {
+        memcpy(out, hit->lane, sizeof hit->lane);
+        return;
+    }
+    const tir_op *op = v->def;
+    tir_dtype dt = v->type.dtype;
+    if (!op) {
+        load_param(f, v, co, out);
+    } else if (op->code == TIR_OP_FULL) {
+        splat(f, out, const_of(g, dt, tir_attr_float(op, "value", 0.0)));
+    } else if (op->code == TIR_OP_IOTA) {
+        int ax = 0;
+        if (v->type.rank > 0 && !tir_norm_axis(tir_attr_int(op, "axis", 0), v->type.rank, &ax)) {
+            cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: iota axis out of range");
+            splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
+            return;
+        }
+        LLVMValueRef c = v->type.rank > 0 ? co->c[ax] : cg_i64(g, 0);
+        for (int j = 0; j < f->vec; j++) {
+            if (j > 0 && co->lane != ax) {
+                out[j] = out[0];
+                continue;
+            }
+            LLVMValueRef k = j ? LLVMBuildAdd(g->B, c, cg_i64(g, j), "") : c;
+            out[j] = cg_widen(g, dt, cg_cast(g, TIR_I64, k, dt));
+        }
+    } else if (tir_op_is_elementwise(op->code) && op->nin <= 3) {
+        LLVMValueRef in[3][MAXV];
+        for (int k = 0; k < op->nin; k++) {
+            crd xc;
+            bcast_crd(g, co, &v->type, &op->in[k]->type, &xc);
+            eval(f, op->in[k], &xc, in[k]);
+        }
+        /* lanes that read the same operands compute once */
+        for (int j = 0; j < f->vec; j++) {
+            bool same = j > 0;
+            for (int k = 0; k < op->nin && same; k++) same = in[k][j] == in[k][j - 1];
+            if (same) {
+                out[j] = out[j - 1];
+                continue;
+            }
+            LLVMValueRef a[3] = {NULL, NULL, NULL};
+            for (int k = 0; k < op->nin; k++) a[k] = in[k][j];
+            out[j] = scalar(g, op, a);
+        }
+    } else if ((tir_ops[op->code].flags & TIR_F_MOVEMENT) && op->nin == 1 && op->nout == 1) {
+        crd xc;
+        int how = move_crd(f, op, co, &xc);
+        if (how > 0) eval(f, op->in[0], &xc, out);
+        else if (how == 0) scalarize(f, v, co, out);
+        else {
+            splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
+            return;
+        }
+    } else {
+        cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s in a part", tir_ops[op->code].name);
+        splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
+        return;
+    }
+    memo_add(f, v, co, out);
+}
+
+/* lanes (compute values of dt) to buf[off ..]: one vector store when there are several */
+static void store_lanes(hx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off, LLVMValueRef *lanes) {
+    cg *g = f->g;
+    int n = f->vec;
+    if (n == 1) {
+        cg_store(g, dt, buf, off, cg_narrow(g, dt, lanes[0]));
+        return;
+    }
+    LLVMTypeRef st = cg_stype(g, dt);
+    LLVMValueRef vv = LLVMGetUndef(LLVMVectorType(st, (unsigned)n));
+    for (int j = 0; j < n; j++) vv = LLVMBuildInsertElement(g->B, vv, cg_narrow(g, dt, lanes[j]), cg_i32(g, j), "");
+    LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
+    size_t a = tir_dtype_size(dt) * (size_t)n;
+    LLVMSetAlignment(s, (unsigned)(a > 16 ? 16 : a));
+}
+
+/* ---------------------------------------------------------------- the kernel */
+
+typedef struct part {
+    int r0, nr;           /* results r0 .. r0+nr-1 */
+    const tir_type *t;    /* their shape */
+    int vec;
+    LLVMValueRef units;   /* vectors: n_p / vec */
+    LLVMValueRef off;     /* first virtual block */
+} part;
+
+typedef struct hk {
+    hx *f;
+    const tir_op *fop;
+    const tir_func *R;
+    part *p;
+    int np;
+    int64_t chunk;        /* vectors per block */
+    LLVMValueRef vb;      /* the virtual block */
+    LLVMBasicBlockRef latch;
+} hk;
+
+/* part p's share of virtual block vb: its threads stride over the block's vectors */
+static void emit_part(hk *h, int pi) {
+    hx *f = h->f;
+    cg *g = f->g;
+    LLVMBuilderRef B = g->B;
+    const part *p = &h->p[pi];
+    const tir_type *ot = p->t;
+    f->vec = p->vec;
+    int nin = h->fop->nin;
+    LLVMValueRef lb = LLVMBuildSub(B, h->vb, p->off, "");
+    LLVMValueRef u0 = LLVMBuildMul(B, lb, cg_i64(g, h->chunk), "");
+    LLVMValueRef u1 = cg_umin(g, LLVMBuildAdd(B, u0, cg_i64(g, h->chunk), ""), p->units);
+    LLVMValueRef tid = cg_sreg(g, "tid.x");
+    cg_loop l;
+    LLVMValueRef u = cg_for_begin(g, &l, LLVMBuildAdd(B, u0, tid, ""), u1, cg_sreg(g, "ntid.x"));
+    LLVMValueRef base = p->vec > 1 ? LLVMBuildMul(B, u, cg_i64(g, p->vec), "") : u;
+    crd co = {.rank = ot->rank, .lane = p->vec > 1 ? ot->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = ot};
+    cg_unravel(g, base, ot, co.c);
+    LLVMValueRef (*lanes)[MAXV] = malloc((size_t)p->nr * sizeof *lanes);
+    if (!lanes) cg_fail(g, TIR_ERR_OOM, "out of memory");
+    f->nm = 0;
+    /* every result evaluated (its loads issued) before the first store */
+    for (int r = 0; lanes && r < p->nr; r++) eval(f, h->R->results[p->r0 + r], &co, lanes[r]);
+    for (int r = 0; lanes && r < p->nr; r++)
+        store_lanes(f, h->R->results[p->r0 + r]->type.dtype, g->buf[nin + p->r0 + r], base, lanes[r]);
+    free(lanes);
+    f->nm = 0;
+    cg_for_end(g, &l);
+    LLVMBuildBr(B, h->latch);
+}
+
+/* parts lo .. hi-1, knowing o_lo <= vb < o_hi: split at the middle part's offset */
+static void dispatch(hk *h, int lo, int hi) {
+    cg *g = h->f->g;
+    if (hi - lo == 1) {
+        emit_part(h, lo);
+        return;
+    }
+    int mid = (lo + hi) / 2;
+    LLVMBasicBlockRef left = LLVMAppendBasicBlockInContext(g->C, g->fn, "parts_lo");
+    LLVMBasicBlockRef right = LLVMAppendBasicBlockInContext(g->C, g->fn, "parts_hi");
+    LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntULT, h->vb, h->p[mid].off, ""), left, right);
+    LLVMPositionBuilderAtEnd(g->B, left);
+    dispatch(h, lo, mid);
+    LLVMPositionBuilderAtEnd(g->B, right);
+    dispatch(h, mid, hi);
+}
+
+/* the parts: the schedule's part_results, cut again wherever the result shape changes */
+static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, int *np) {
+    part *p = calloc((size_t)R->nres, sizeof *p);
+    if (!p) return NULL;
+    int n = 0, sp = 0;
+    int64_t left = list_at(sched, "part_results", 0, -1);
+    for (int r = 0; r < R->nres; r++) {
+        const tir_type *t = &R->results[r]->type;
+        bool cut = r == 0 || !cg_same_dims(t, p[n - 1].t) || left == 0;
+        if (left == 0) left = list_at(sched, "part_results", ++sp, -1);
+        if (cut) {
+            int64_t v = list_at(sched, "part_vectors", sp, 1);
+            p[n++] = (part){.r0 = r, .nr = 0, .t = t, .vec = clamp_vec(v)};
+        }
+        p[n - 1].nr++;
+        if (left > 0) left--;
+    }
+    for (int i = 0; i < n; i++) {
+        const tir_type *t = p[i].t;
+        if (t->rank == 0 || !multiple_of(g->ctx, t->dims[t->rank - 1], p[i].vec)) p[i].vec = 1;
+    }
+    *np = n;
+    return p;
+}
+
+static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_attr_value *sched) {
+    cg *g = f->g;
+    const tir_func *R = tir_op_region(fop);
+    for (int i = 0; i < R->nops; i++) {
+        const tir_op *op = R->ops[i];
+        unsigned fl = tir_ops[op->code].flags;
+        if (!tir_op_is_elementwise(op->code) && !(fl & TIR_F_MOVEMENT) && op->code != TIR_OP_FULL &&
+            op->code != TIR_OP_IOTA)
+            return cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s in a part", tir_ops[op->code].name);
+    }
+    int np = 0;
+    part *p = find_parts(g, R, sched, &np);
+    if (!p) return cg_fail(g, TIR_ERR_OOM, "out of memory");
+    int64_t block = sched_int(sched, "block", 256), per = sched_int(sched, "per_thread", 4);
+    if (block < 32 || block > 1024 || block % 32) block = 256;
+    if (per < 1 || per > 64) per = 4;
+    hk h = {.f = f, .fop = fop, .R = R, .p = p, .np = np, .chunk = block * per};
+
+    for (int i = 0; i < R->nparams; i++) cg_use_type(g, &R->params[i]->type);
+    for (int i = 0; i < R->nops; i++)
+        for (int j = 0; j < R->ops[i]->nout; j++) cg_use_type(g, &R->ops[i]->out[j]->type);
+    /* the grid: every part's blocks */
+    const tir_dim *grid = tir_dim_const(g->ctx, 0);
+    for (int i = 0; i < np && grid; i++)
+        grid = tir_dim_add(g->ctx, grid, cg_ceil_div(g, cg_numel_dim(g, p[i].t), p[i].vec * h.chunk));
+    if (!grid) {
+        free(p);
+        return cg_fail(g, TIR_ERR_UNSUPPORTED, "launch size overflows int64");
+    }
+    cg_begin_kernel(g, name, fop->nin + fop->nout, (int)block);
+    /* noalias + readonly operands (ld.global.nc): the runtime allocates every result afresh and
+     * a region names each operand once, so no result overlaps anything the kernel reads */
+    unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
+    unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
+    for (int i = 0; i < g->nbuf; i++) {
+        LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
+        if (i < fop->nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
+    }
+    LLVMBuilderRef B = g->B;
+    /* offsets o_p: prefix sums of ceil(u_p / chunk) */
+    LLVMValueRef o = cg_i64(g, 0);
+    for (int i = 0; i < np; i++) {
+        LLVMValueRef n = cg_numel(g, p[i].t);
+        p[i].units = p[i].vec > 1 ? LLVMBuildUDiv(B, n, cg_i64(g, p[i].vec), "") : n;
+        p[i].off = o;
+        LLVMValueRef nb = LLVMBuildUDiv(B, LLVMBuildAdd(B, p[i].units, cg_i64(g, h.chunk - 1), ""), cg_i64(g, h.chunk), "");
+        o = LLVMBuildAdd(B, o, nb, "");
+    }
+    /* one virtual block per block of the grid: a grid-stride loop over them would let LLVM
+     * hoist every part's block-invariant index math out of the loop (hundreds of registers
+     * live across the dispatch) */
+    h.vb = cg_sreg(g, "ctaid.x");
+    h.latch = LLVMAppendBasicBlockInContext(g->C, g->fn, "done");
+    cg_if in;
+    cg_if_begin(g, &in, LLVMBuildICmp(B, LLVMIntULT, h.vb, o, ""));
+    if (np > 0) dispatch(&h, 0, np);
+    else LLVMBuildBr(B, h.latch);
+    LLVMPositionBuilderAtEnd(B, h.latch);
+    cg_if_end(g, &in);
+    LLVMBuildRetVoid(B);
+
+    g->k->grid[0] = grid;
+    g->k->grid[1] = tir_dim_const(g->ctx, 1);
+    g->k->grid[2] = tir_dim_const(g->ctx, 1);
+    free(p);
+    return g->st;
+}
+
+tir_status tir_codegen_fused_horizontal(tir_context *ctx, const tir_op *op, int id,
+                                        const tir_codegen_options *opts, tir_kernel *out, tir_diag *d) {
+    memset(out, 0, sizeof *out);
+    out->alias_of = -1;
+    out->init_from = -1;
+    const tir_module *m = op->nout > 0 && op->out[0]->func ? op->out[0]->func->module : NULL;
+    const char *arch = opts && opts->arch ? opts->arch : "sm_90a";
+    int opt = opts ? opts->opt_level : 2;
+    const tir_func *R = tir_op_region(op);
+    if (!R || R->nres < 1 || R->nres != op->nout || R->nparams != op->nin)
+        return tir_diag_set(d, TIR_ERR_INTERNAL, m, op->loc, "codegen: malformed fused op");
+    if (!tir_codegen_arch_ok(arch))
+        return tir_diag_set(d, TIR_ERR_UNSUPPORTED, m, op->loc, "codegen: unsupported arch '%s'", arch);
+    const char *kname = tir_attr_str(op, "kernel", "horizontal");
+    snprintf(out->name, sizeof out->name, "tir_%.40s_%d", kname, id);
+    for (char *p = out->name; *p; p++) /* an identifier for PTX whatever the region was called */
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_')) *p = '_';
+    cg g;
+    cg_init(&g, ctx, op, arch, opt, out, d);
+    hx f = {.g = &g, .vec = 1};
+    tir_status s = g.st;
+    if (s == TIR_OK) s = lower(&f, op, out->name, tir_op_attr(op, "schedule"));
+    if (s == TIR_OK) s = cg_emit(&g, opt);
+    cg_dispose(&g);
+    free(f.m);
+    if (s != TIR_OK) {
+        tir_kernel_release(out);
+        out->alias_of = -1;
+    }
+    return s;
+}

@@ -1,0 +1,325 @@
+/* gpu_horizontal.c: horizontal kernels (passes/fuse_horizontal.c + codegen/fused_horizontal.c)
+ * on the GPU against the interpreter, outputs poisoned first. AdamW steps over tensors of odd
+ * sizes (1, 7, 1000, 4097, symbolic [N, 3] at N = 5 and 1000, [64, 48]), over 100 tensors (two
+ * launches: the 4 KB parameter bound), over a few large tensors (many blocks per part), and a
+ * region of bf16, f32 and i32 parts with broadcast, transpose and slice inside. One line per
+ * case, `N passed, M failed` last. Links libtir only.
+ *
+ * With --bench FILE (benchmarks/adamw.tir): also times @adamw_step on device tensors (random
+ * values, v >= 0), median of --reps runs of the kernels' own time (CUDA events), and prints
+ * `adamw.tir.ms`, `adamw.tir.GBps` (28 bytes a parameter) and the kernel count.
+ *
+ * usage: gpu_horizontal [--filter TEXT] [--bench benchmarks/adamw.tir] [--reps N]
+ * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "compile.h"
+#include "ir.h"
+
+static tir_context *ctx;
+static const char *filter;
+static int npass, nfail;
+static uint64_t rng = 0x243F6A8885A308D3ull;
+
+static double urand(void) { /* xorshift64*, uniform in [0, 1) */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(bool ok, const char *label, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s  %-44s ", ok ? "PASS" : "FAIL", label);
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+    if (ok) npass++;
+    else nfail++;
+}
+
+/* one AdamW step over tensors of the given shapes, as scripts/gen_adamw.py writes it */
+static char *adamw_src(int n, const char *const *shapes) {
+    size_t cap = 4096 + (size_t)n * 1024, k = 0;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    k += (size_t)snprintf(s + k, cap - k, "func @f(");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d: f32[%s], %%g%d: f32[%s], %%m%d: f32[%s], %%v%d: f32[%s]",
+                              i ? ", " : "", i, shapes[i], i, shapes[i], i, shapes[i], i, shapes[i]);
+    k += (size_t)snprintf(s + k, cap - k, ") -> (");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%sf32[%s], f32[%s], f32[%s]", i ? ", " : "", shapes[i], shapes[i],
+                              shapes[i]);
+    k += (size_t)snprintf(s + k, cap - k, ") {\n");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k,
+                              "  %%m%d_1 = add(mul(%%m%d, 0.9), mul(%%g%d, 0.1))\n"
+                              "  %%v%d_1 = add(mul(%%v%d, 0.999), mul(mul(%%g%d, %%g%d), 0.001))\n"
+                              "  %%d%d = add(mul(sqrt(%%v%d_1), 10.022515922231536), 1e-08)\n"
+                              "  %%p%d_1 = sub(mul(%%p%d, 0.99999), mul(div(%%m%d_1, %%d%d), 0.0015353399327969))\n",
+                              i, i, i, i, i, i, i, i, i, i, i, i, i);
+    k += (size_t)snprintf(s + k, cap - k, "  return ");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d_1, %%m%d_1, %%v%d_1", i ? ", " : "", i, i, i);
+    snprintf(s + k, cap - k, "\n}\n");
+    return s;
+}
+
+/* Compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter with the
+ * same random inputs (every 4th parameter, AdamW's v, >= 0), compares by DESIGN §6's rule. */
+static void run_case(const char *label, const char *src, int64_t N, int64_t D, int want_kernels) {
+    if (filter && !strstr(label, filter)) return;
+    tir_diag d;
+    tir_module *mref = NULL, *mgpu = NULL;
+    tir_program *p = NULL;
+    tir_tensor **args = NULL, **ref = NULL, **out = NULL;
+    int nargs = 0, nres = 0;
+    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
+        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
+        report(false, label, "parse: %s (line %d)", d.msg, d.line);
+        goto out;
+    }
+    tir_options o;
+    tir_options_init(&o);
+    o.poison = true;
+    if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
+        report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
+        goto out;
+    }
+    const tir_func *f = tir_module_find(mref, "f");
+    nargs = f->nparams;
+    nres = f->nres;
+    args = calloc((size_t)nargs, sizeof *args);
+    ref = calloc((size_t)nres, sizeof *ref);
+    out = calloc((size_t)nres, sizeof *out);
+    if (!args || !ref || !out) {
+        report(false, label, "out of memory");
+        goto out;
+    }
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", N);
+    tir_bindings_set(&b, "D", D);
+    for (int i = 0; i < nargs; i++) {
+        int64_t dims[TIR_MAX_RANK];
+        const tir_type *t = &f->params[i]->type;
+        if (tir_type_eval(t, &b, dims) != TIR_OK || !(args[i] = tir_tensor_new(t->dtype, t->rank, dims))) {
+            report(false, label, "cannot make parameter %d", i);
+            goto out;
+        }
+        bool positive = i % 4 == 3, isint = tir_dtype_is_int(t->dtype);
+        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++) {
+            double v = positive ? 0.01 + urand() : -1.0 + 2.0 * urand();
+            if (fabs(v) < 0.01) v = 0.01;
+            if (isint) v = floor(v * 50.0) + (v < 0 ? 0 : 1);
+            tir_tensor_set(args[i], e, v);
+        }
+    }
+    if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
+        report(false, label, "interpreter: %s", d.msg);
+        goto out;
+    }
+    if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
+        report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
+        goto out;
+    }
+    double worst = 0, tol = 0;
+    bool ok = true;
+    for (int i = 0; i < nres; i++) {
+        double e = tir_rel_error(out[i], ref[i]);
+        double t = tir_tolerance(tir_tensor_dtype(ref[i]), false);
+        if (isnan(e) || e > t) {
+            if (ok) worst = e, tol = t;
+            ok = false;
+        } else if (ok && e >= worst) {
+            worst = e;
+            tol = t;
+        }
+    }
+    int nk = tir_program_num_kernels(p);
+    if (want_kernels > 0 && nk != want_kernels) ok = false;
+    report(ok, label, "%d kernels (want %d)  rel err %.2e (tol %.0e)", nk, want_kernels, worst, tol);
+out:
+    for (int i = 0; args && i < nargs; i++) tir_tensor_free(args[i]);
+    for (int i = 0; ref && out && i < nres; i++) {
+        tir_tensor_free(ref[i]);
+        tir_tensor_free(out[i]);
+    }
+    free(args);
+    free(ref);
+    free(out);
+    tir_program_free(p);
+    tir_module_free(mref);
+    tir_module_free(mgpu);
+}
+
+static void adamw_case(const char *label, int n, const char *const *shapes, int64_t N, int want) {
+    char *src = adamw_src(n, shapes);
+    if (!src) {
+        report(false, label, "out of memory");
+        return;
+    }
+    run_case(label, src, N, 1, want);
+    free(src);
+}
+
+/* ---------------------------------------------------------------- the benchmark */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* a fast fill for large tensors: a hash of the index, in [lo, lo + 1) or [-1, 1) */
+static void fill_fast(tir_tensor *t, uint64_t seed, bool positive) {
+    int64_t n = tir_tensor_numel(t);
+    float *x = tir_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t h = ((uint64_t)i + seed) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+        float u = (float)(h >> 40) / 16777216.0f;
+        x[i] = positive ? 0.01f + u : (u < 0.5f ? -1.0f + 2.0f * u : 2.0f * u - 1.0f + 1e-3f);
+    }
+}
+
+static void bench(const char *path, int reps) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        report(false, "bench", "cannot open %s", path);
+        return;
+    }
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *src = malloc((size_t)len + 1);
+    if (!src || fread(src, 1, (size_t)len, fp) != (size_t)len) {
+        fclose(fp);
+        free(src);
+        report(false, "bench", "cannot read %s", path);
+        return;
+    }
+    src[len] = 0;
+    fclose(fp);
+    tir_diag d;
+    tir_module *m = NULL;
+    tir_program *p = NULL;
+    tir_device_tensor **args = NULL, **res = NULL;
+    int nargs = 0, nres = 0;
+    double *ms = calloc((size_t)(reps > 0 ? reps : 1), sizeof *ms);
+    if (!ms || tir_module_parse(ctx, src, path, &m, &d) != TIR_OK || tir_compile(m, "adamw_step", NULL, &p, &d) != TIR_OK) {
+        report(false, "bench", "parse/compile: %s", d.msg);
+        goto out;
+    }
+    const char *kl = strstr(src, "# KERNELS @adamw_step ");
+    int want = kl ? atoi(kl + strlen("# KERNELS @adamw_step ")) : -1;
+    nargs = tir_program_num_params(p);
+    nres = tir_program_num_results(p);
+    args = calloc((size_t)nargs, sizeof *args);
+    res = calloc((size_t)nres, sizeof *res);
+    const tir_func *f = tir_module_find(m, "adamw_step");
+    int64_t nparam = 0;
+    for (int i = 0; args && i < nargs; i++) {
+        int64_t dims[TIR_MAX_RANK];
+        const tir_type *t = &f->params[i]->type;
+        tir_bindings b = {0};
+        tir_tensor *h = NULL;
+        if (tir_type_eval(t, &b, dims) != TIR_OK || !(h = tir_tensor_new(t->dtype, t->rank, dims))) {
+            report(false, "bench", "cannot make parameter %d", i);
+            goto out;
+        }
+        fill_fast(h, (uint64_t)i * 7919u, i % 4 == 3);
+        if (i % 4 == 0) nparam += tir_tensor_numel(h);
+        tir_status s = tir_device_tensor_from_host(ctx, h, &args[i], &d);
+        tir_tensor_free(h);
+        if (s != TIR_OK) {
+            report(false, "bench", "upload: %s", d.msg);
+            goto out;
+        }
+    }
+    if (!args || !res) goto out;
+    tir_program_set_timing(p, true);
+    for (int r = -1; r < reps; r++) { /* one warm-up run */
+        if (tir_program_run_device(p, nargs, args, nres, res, NULL, &d) != TIR_OK) {
+            report(false, "bench", "run: %s: %s", tir_status_name(d.status), d.msg);
+            goto out;
+        }
+        double t = 0;
+        for (int k = 0; k < tir_program_num_kernels(p); k++) {
+            tir_kernel_info ki;
+            tir_program_kernel_info(p, k, &ki);
+            if (ki.last_ms > 0) t += ki.last_ms;
+        }
+        if (r >= 0) ms[r] = t;
+        for (int i = 0; i < nres; i++) {
+            tir_device_tensor_free(res[i]);
+            res[i] = NULL;
+        }
+    }
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+    double med = ms[reps / 2];
+    int nk = tir_program_num_kernels(p);
+    printf("adamw.tir.params: %lld\nadamw.tir.kernels: %d\nadamw.tir.ms: %.3f\nadamw.tir.GBps: %.1f\n",
+           (long long)nparam, nk, med, 28.0 * (double)nparam / (med * 1e6));
+    report(want < 0 || nk == want, "bench adamw.tir", "%d kernels (header says %d), %.3f ms", nk, want, med);
+out:
+    for (int i = 0; args && i < nargs; i++) tir_device_tensor_free(args[i]);
+    for (int i = 0; res && i < nres; i++) tir_device_tensor_free(res[i]);
+    free(args);
+    free(res);
+    free(ms);
+    free(src);
+    tir_program_free(p);
+    tir_module_free(m);
+}
+
+int main(int argc, char **argv) {
+    const char *bench_path = NULL;
+    int reps = 20;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
+        else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc) bench_path = argv[++i];
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--examples") == 0 && i + 1 < argc) i++; /* ctest passes it to every GPU test */
+    }
+    if (reps < 1) reps = 1;
+    ctx = tir_context_create();
+    if (!ctx) return 1;
+    char desc[256];
+    tir_diag d;
+    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
+        printf("gpu_horizontal: no GPU: %s\n", d.msg);
+        tir_context_destroy(ctx);
+        return 77;
+    }
+    printf("gpu_horizontal on %s\n", desc);
+
+    static const char *const odd[] = {"1", "7", "1000", "4097", "N, 3", "64, 48"};
+    adamw_case("adamw odd sizes N=5", 6, odd, 5, 1);
+    adamw_case("adamw odd sizes N=1000", 6, odd, 1000, 1);
+    adamw_case("adamw odd sizes N=0", 6, odd, 0, 1);
+    /* 100 tensors: 73 in the first launch, 27 in the second */
+    static const char *const cyc[] = {"1", "3", "64", "1000", "4097", "8192", "33", "N", "16, 5", "N, 8"};
+    const char *many[100];
+    for (int i = 0; i < 100; i++) many[i] = cyc[i % 10];
+    adamw_case("adamw 100 tensors", 100, many, 777, 2);
+    /* many blocks per part, and parts far apart in the grid */
+    static const char *const big[] = {"2048, 2048", "4000037", "7", "N, 64"};
+    adamw_case("adamw large", 4, big, 65536, 1);
+    const char *mixed =
+        "func @f(%a: bf16[N, 64], %w: bf16[64], %t: f32[7, D], %s: f32[1000], %i: i32[9]) -> (bf16[N, 64], f32[D, 7], f32[499], i32[9]) {\n"
+        "  %x = mul(silu(%a), %w)\n"
+        "  %y = exp(mul(transpose(%t, perm=[1, 0]), 0.5))\n"
+        "  %z = tanh(slice(%s, axis=0, start=1, end=999, step=2))\n"
+        "  %k = add(mul(%i, 3), 1)\n"
+        "  return %x, %y, %z, %k\n}\n";
+    run_case("mixed dtypes and index maps N=3 D=5", mixed, 3, 5, 1);
+    run_case("mixed dtypes and index maps N=1000 D=333", mixed, 1000, 333, 1);
+    if (bench_path) bench(bench_path, reps);
+    printf("%d passed, %d failed\n", npass, nfail);
+    tir_context_destroy(ctx);
+    return nfail ? 1 : 0;
+}

@@ -1,0 +1,222 @@
+/* gpu_tile.c: matmul regions (passes/tile.c: a 16-bit matmul with its elementwise epilogue, one
+ * kernel, or one kernel per member where the code generator declines the region) and the
+ * one-kernel RoPE (ir/composite.c) on the GPU against the interpreter, with outputs poisoned and
+ * DESIGN §6's tolerances. Matmul programs: bias + SiLU, scale + residual + a cast to f32, an f16
+ * output cast, an activation read twice (the region ends there), attention scores (batched,
+ * transposed, a broadcast mask), a transposed A with a relu, a long K over a small output (the
+ * tiling asks for split-K), and a hand-written kind="matmul" region the generator must decline
+ * (a reduction in its body); each at aligned, ragged and symbolic sizes. RoPE: q and k in one
+ * program, forward, and the gradient of x. One line per case, a table of kernel counts, and
+ * `N passed, M failed` last. Links libtir only.
+ *
+ * usage: gpu_tile [--filter TEXT]   (other arguments are ignored)
+ * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "compile.h"
+#include "ir.h"
+
+static tir_context *ctx;
+static const char *filter;
+static int npass, nfail;
+static uint64_t rng = 0x13198A2E03707344ull;
+
+static double urand(void) { /* xorshift64*, uniform in [0, 1) */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* random values in [-1, 1], away from zero */
+static void fill(tir_tensor *t) {
+    int64_t n = tir_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double v = 2 * urand() - 1;
+        if (fabs(v) < 0.02) v = 0.02;
+        tir_tensor_set(t, i, v);
+    }
+}
+
+typedef struct prog {
+    const char *name;
+    /* printf format: %1$s M, %2$s N, %3$s K (sizes or symbols) */
+    const char *src;
+} prog;
+
+static const prog progs[] = {
+    {"bias_silu",
+     "func @f(%%x: bf16[%1$s, %3$s], %%w: bf16[%2$s, %3$s], %%b: bf16[%2$s]) -> bf16[%1$s, %2$s] {\n"
+     "  %%y = silu(add(matmul(%%x, %%w, transpose_b=true), %%b))\n  return %%y\n}\n"},
+    {"scale_residual_f32",
+     "func @f(%%x: bf16[2, %1$s, %3$s], %%w: bf16[%3$s, %2$s], %%r: bf16[2, %1$s, %2$s]) -> f32[2, %1$s, %2$s] {\n"
+     "  %%y = cast(add(mul(matmul(%%x, %%w), 0.5), %%r), dtype=f32)\n  return %%y\n}\n"},
+    {"f16_cast",
+     "func @f(%%x: f16[%1$s, %3$s], %%w: f16[%3$s, %2$s]) -> f32[%1$s, %2$s] {\n"
+     "  %%y = cast(matmul(%%x, %%w), dtype=f32)\n  return %%y\n}\n"},
+    {"read_twice",
+     "func @f(%%x: bf16[%1$s, %3$s], %%w: bf16[%3$s, %2$s]) -> (bf16[%1$s, %2$s], bf16[%1$s, %2$s]) {\n"
+     "  %%a = gelu(matmul(%%x, %%w))\n  return tanh(%%a), neg(%%a)\n}\n"},
+    {"scores",
+     "func @f(%%q: bf16[2, 3, %1$s, %3$s], %%k: bf16[2, 3, %2$s, %3$s], %%m: bf16[%1$s, %2$s]) -> bf16[2, 3, %1$s, %2$s] {\n"
+     "  %%s = add(mul(matmul(%%q, %%k, transpose_b=true), 0.125), %%m)\n  return %%s\n}\n"},
+    {"transposed_a",
+     "func @f(%%a: bf16[%3$s, %1$s], %%b: bf16[%3$s, %2$s]) -> bf16[%1$s, %2$s] {\n"
+     "  %%c = relu(matmul(%%a, %%b, transpose_a=true))\n  return %%c\n}\n"},
+    {"declined",
+     "func @f(%%x: bf16[%1$s, %3$s], %%w: bf16[%3$s, %2$s]) -> bf16[%1$s] {\n"
+     "  %%s = fused(%%x, %%w) kernel=\"mm_red\" schedule={kind=\"matmul\"} {\n"
+     "    %%y = matmul(%%x, %%w)\n    %%r = sum(%%y, axes=[-1])\n    yield %%r\n  }\n  return %%s\n}\n"},
+};
+#define NPROGS (int)(sizeof progs / sizeof *progs)
+
+static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(bool ok, const char *label, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s  %-48s ", ok ? "PASS" : "FAIL", label);
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+    if (ok) npass++;
+    else nfail++;
+}
+
+/* compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter under b */
+static void check(const char *label, const char *src, const tir_bindings *b, bool reduces, int *kernels) {
+    if (filter && !strstr(label, filter)) return;
+    tir_diag d;
+    tir_module *mref = NULL, *mgpu = NULL;
+    tir_program *p = NULL;
+    tir_tensor *args[8] = {0}, *ref[8] = {0}, *out[8] = {0};
+    int nargs = 0, nres = 0;
+    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
+        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
+        report(false, label, "parse: %s (line %d)", d.msg, d.line);
+        goto out;
+    }
+    tir_options o;
+    tir_options_init(&o);
+    o.poison = true;
+    if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
+        report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
+        goto out;
+    }
+    if (kernels) *kernels = tir_program_num_kernels(p);
+    const tir_func *f = tir_module_find(mref, "f");
+    nargs = f->nparams;
+    nres = f->nres;
+    if (nargs > 8 || nres > 8) {
+        report(false, label, "%d params / %d results: more than this test holds", nargs, nres);
+        nargs = nres = 0;
+        goto out;
+    }
+    for (int i = 0; i < nargs; i++) {
+        int64_t dims[TIR_MAX_RANK];
+        const tir_type *t = &f->params[i]->type;
+        if (tir_type_eval(t, b, dims) != TIR_OK || !(args[i] = tir_tensor_new(t->dtype, t->rank, dims))) {
+            report(false, label, "cannot make parameter %d", i);
+            goto out;
+        }
+        fill(args[i]);
+    }
+    if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
+        report(false, label, "interpreter: %s", d.msg);
+        goto out;
+    }
+    if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
+        report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
+        goto out;
+    }
+    double worst = 0, tol = 0;
+    bool ok = true;
+    for (int i = 0; i < nres; i++) {
+        double e = tir_rel_error(out[i], ref[i]);
+        double t = tir_tolerance(tir_tensor_dtype(ref[i]), reduces);
+        if (isnan(e) || e > t || (ok && e >= worst)) worst = e, tol = t;
+        if (isnan(e) || e > t) ok = false;
+    }
+    report(ok, label, "rel err %.2e (tol %.0e), %d kernel%s", worst, tol, tir_program_num_kernels(p),
+           tir_program_num_kernels(p) == 1 ? "" : "s");
+out:
+    for (int i = 0; i < 8; i++) {
+        tir_tensor_free(args[i]);
+        tir_tensor_free(ref[i]);
+        tir_tensor_free(out[i]);
+    }
+    tir_program_free(p);
+    tir_module_free(mref);
+    tir_module_free(mgpu);
+}
+
+static const char *rope_src =
+    "func @f(%%q: %1$s[2, 4, T, %2$s], %%k: %1$s[2, 2, T, %2$s], %%c: %1$s[T, %2$s], %%s: %1$s[T, %2$s])\n"
+    "    -> (%1$s[2, 4, T, %2$s], %1$s[2, 2, T, %2$s]) {\n"
+    "  return rope(%%q, %%c, %%s), rope(%%k, %%c, %%s)\n}\n";
+static const char *rope_bwd_src =
+    "func @loss(%%x: %1$s[2, 4, T, %2$s], %%c: %1$s[T, %2$s], %%s: %1$s[T, %2$s], %%g: %1$s[2, 4, T, %2$s]) -> f32[] {\n"
+    "  return sum(mul(cast(rope(%%x, %%c, %%s), dtype=f32), cast(%%g, dtype=f32)))\n}\n"
+    "func @vg = value_and_grad(@loss, wrt=[%%x])\n"
+    "func @f(%%x: %1$s[2, 4, T, %2$s], %%c: %1$s[T, %2$s], %%s: %1$s[T, %2$s], %%g: %1$s[2, 4, T, %2$s]) -> %1$s[2, 4, T, %2$s] {\n"
+    "  %%l, %%dx = call @vg(%%x, %%c, %%s, %%g)\n  return %%dx\n}\n";
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
+    ctx = tir_context_create();
+    char desc[256];
+    tir_diag d;
+    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
+        printf("gpu_tile: no GPU: %s\n", d.msg);
+        tir_context_destroy(ctx);
+        return 77;
+    }
+    printf("gpu_tile on %s\n", desc);
+    /* M, N, K: aligned (tensor-core tiles, 16-byte rows), ragged (guarded edges), and a long K
+     * over a small output (the tiling's split-K) */
+    static const int64_t shapes[][3] = {{256, 384, 512}, {77, 131, 200}, {128, 128, 8192}};
+    int counts[NPROGS][3] = {{0}};
+    char src[2048], label[128];
+    for (int pi = 0; pi < NPROGS; pi++)
+        for (int si = 0; si < 3; si++)
+            for (int sym = 0; sym < 2; sym++) {
+                char ms[24], ns[24], ks[24];
+                snprintf(ms, sizeof ms, "%lld", (long long)shapes[si][0]);
+                snprintf(ns, sizeof ns, "%lld", (long long)shapes[si][1]);
+                snprintf(ks, sizeof ks, "%lld", (long long)shapes[si][2]);
+                snprintf(src, sizeof src, progs[pi].src, sym ? "M" : ms, sym ? "N" : ns, sym ? "K" : ks);
+                snprintf(label, sizeof label, "%s %sx%sx%s%s", progs[pi].name, ms, ns, ks, sym ? " sym" : "");
+                tir_bindings b = {0};
+                tir_bindings_set(&b, "M", shapes[si][0]);
+                tir_bindings_set(&b, "N", shapes[si][1]);
+                tir_bindings_set(&b, "K", shapes[si][2]);
+                check(label, src, &b, true, sym ? NULL : &counts[pi][si]);
+            }
+    static const char *const rdts[] = {"bf16", "f32"};
+    static const char *const rds[] = {"128", "64"};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            tir_bindings b = {0};
+            tir_bindings_set(&b, "T", 37);
+            snprintf(src, sizeof src, rope_src, rdts[i], rds[j]);
+            snprintf(label, sizeof label, "rope q+k %s D=%s", rdts[i], rds[j]);
+            check(label, src, &b, false, NULL);
+            snprintf(src, sizeof src, rope_bwd_src, rdts[i], rds[j]);
+            snprintf(label, sizeof label, "rope dx %s D=%s", rdts[i], rds[j]);
+            check(label, src, &b, true, NULL);
+        }
+    printf("\nkernels (constant sizes): %-20s", "program");
+    for (int si = 0; si < 3; si++)
+        printf(" %lldx%lldx%lld", (long long)shapes[si][0], (long long)shapes[si][1], (long long)shapes[si][2]);
+    printf("\n");
+    for (int pi = 0; pi < NPROGS; pi++) {
+        printf("                          %-20s", progs[pi].name);
+        for (int si = 0; si < 3; si++) printf(" %11d", counts[pi][si]);
+        printf("\n");
+    }
+    printf("%d passed, %d failed\n", npass, nfail);
+    tir_context_destroy(ctx);
+    return nfail ? 1 : 0;
+}

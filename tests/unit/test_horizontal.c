@@ -1,0 +1,481 @@
+/* test_horizontal.c: horizontal fusion (passes/fuse_horizontal.c) and its codegen
+ * (codegen/fused_horizontal.c), with no GPU. An AdamW step over tensors of odd sizes (1, 7,
+ * 1000, 4097, a symbolic [N, 3], [64, 48]) becomes one kind="horizontal" region that prints as
+ * re-parsable .tir and interprets to exactly the results of the unfused program; its kernel
+ * passes LLVM's verifier and NVIDIA's ptxas (sm_90a) with 16-byte accesses where sizes allow,
+ * no spills, and stays within 4 KB of parameters. Many tensors split into ceil(n / 73) kernels
+ * (benchmarks/adamw.tir: its `# KERNELS` line); regions that depend on each other (through an op
+ * outside any region) are never merged; a horizontal region codegen cannot lower still
+ * compiles, its members run one by one; the horizontal kernels of the examples (llama_block's
+ * casts, train_mlp's updates) lower, and those programs compute bit for bit what they computed
+ * before the pass. ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step
+ * is skipped only when TIR_ALLOW_NO_PTXAS=1. */
+#include <check.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "compile.h"
+#include "fused_horizontal.h"
+#include "passes.h"
+#include "pipeline.h"
+#include "testutil.h"
+
+static char ptxas[4096];
+static bool have_ptxas;
+static char tmpdir[256];
+
+static bool find_ptxas(void) {
+    const char *path = getenv("PATH");
+    for (const char *p = path; p && *p;) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 0 && n < sizeof ptxas - 8) {
+            snprintf(ptxas, sizeof ptxas, "%.*s/ptxas", (int)n, p);
+            if (access(ptxas, X_OK) == 0) return true;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    snprintf(ptxas, sizeof ptxas, "/usr/local/cuda/bin/ptxas");
+    return access(ptxas, X_OK) == 0;
+}
+
+/* ptxas -v -arch=sm_90a on one kernel's PTX; its report in msg */
+static bool assemble(const tir_kernel *k, char *msg, size_t n) {
+    msg[0] = 0;
+    if (!have_ptxas) return true;
+    char path[512], cmd[5000];
+    snprintf(path, sizeof path, "%s/%s.ptx", tmpdir, k->name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(msg, n, "cannot write %s", path);
+        return false;
+    }
+    fputs(k->ptx, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s -v -arch=sm_90a -o /dev/null %s 2>&1", ptxas, path);
+    FILE *pp = popen(cmd, "r");
+    if (!pp) {
+        snprintf(msg, n, "cannot run ptxas");
+        return false;
+    }
+    size_t got = fread(msg, 1, n - 1, pp);
+    msg[got] = 0;
+    int rc = pclose(pp);
+    unlink(path);
+    return rc == 0;
+}
+
+/* ---------------------------------------------------------------- programs */
+
+/* One AdamW step over tensors of the given shapes ("7", "N, 3"), as scripts/gen_adamw.py writes
+ * it (malloc'd text). */
+static char *adamw_src(int n, const char *const *shapes) {
+    size_t cap = 4096 + (size_t)n * 1024, k = 0;
+    char *s = malloc(cap);
+    ck_assert(s != NULL);
+    k += (size_t)snprintf(s + k, cap - k, "func @adamw_step(");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d: f32[%s], %%g%d: f32[%s], %%m%d: f32[%s], %%v%d: f32[%s]",
+                              i ? ", " : "", i, shapes[i], i, shapes[i], i, shapes[i], i, shapes[i]);
+    k += (size_t)snprintf(s + k, cap - k, ") -> (");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%sf32[%s], f32[%s], f32[%s]", i ? ", " : "", shapes[i], shapes[i],
+                              shapes[i]);
+    k += (size_t)snprintf(s + k, cap - k, ") {\n");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k,
+                              "  %%m%d_1 = add(mul(%%m%d, 0.9), mul(%%g%d, 0.1))\n"
+                              "  %%v%d_1 = add(mul(%%v%d, 0.999), mul(mul(%%g%d, %%g%d), 0.001))\n"
+                              "  %%d%d = add(mul(sqrt(%%v%d_1), 10.022515922231536), 1e-08)\n"
+                              "  %%p%d_1 = sub(mul(%%p%d, 0.99999), mul(div(%%m%d_1, %%d%d), 0.0015353399327969))\n",
+                              i, i, i, i, i, i, i, i, i, i, i, i, i);
+    k += (size_t)snprintf(s + k, cap - k, "  return ");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d_1, %%m%d_1, %%v%d_1", i ? ", " : "", i, i, i);
+    snprintf(s + k, cap - k, "\n}\n");
+    return s;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static double urand(void) {
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* the stage just before "horizontal" */
+static const char *stage_before(void) {
+    for (int i = 1; i < tir_pipeline_count(); i++)
+        if (strcmp(tir_pipeline_stage(i)->name, "horizontal") == 0) return tir_pipeline_stage(i - 1)->name;
+    ck_abort_msg("no horizontal stage in the pipeline");
+    return NULL;
+}
+
+/* Interprets @fn of two parses of src, the first as written (or, with before, after the stages
+ * before "horizontal") and the second after the whole pipeline, on the same random non-zero
+ * inputs (every 4th one, AdamW's v, positive: sqrt), and requires bit-identical results.
+ * Returns the second module (the caller frees it). */
+static tir_module *same_results_at(tir_context *ctx, const char *src, const char *fn, const tir_bindings *b,
+                                   bool before) {
+    tir_diag d;
+    tir_module *m0 = NULL, *m1 = NULL;
+    ck_assert_msg(tir_module_parse(ctx, src, "t.tir", &m0, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_msg(tir_module_parse(ctx, src, "t.tir", &m1, &d) == TIR_OK, "%s", d.msg);
+    if (before) ck_assert_msg(tir_pipeline_run(m0, stage_before(), NULL, NULL, &d) == TIR_OK, "pipeline: %s", d.msg);
+    ck_assert_msg(tir_pipeline_run(m1, NULL, NULL, NULL, &d) == TIR_OK, "pipeline: %s", d.msg);
+    ck_assert_msg(tir_verify(m1, &d) == TIR_OK, "verify after horizontal: %s", d.msg);
+    const tir_func *f = tir_module_find(m0, fn);
+    int na = f->nparams, nr = f->nres;
+    tir_tensor **args = calloc((size_t)na, sizeof *args), **r0 = calloc((size_t)nr, sizeof *r0),
+               **r1 = calloc((size_t)nr, sizeof *r1);
+    ck_assert(args && r0 && r1);
+    for (int i = 0; i < na; i++) {
+        int64_t dims[TIR_MAX_RANK];
+        const tir_type *t = &f->params[i]->type;
+        ck_assert(tir_type_eval(t, b, dims) == TIR_OK);
+        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
+        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++)
+            tir_tensor_set(args[i], e, 0.05 + urand() * (i % 4 == 3 ? 1.0 : 2.0) - (i % 4 == 3 ? 0.0 : 1.05));
+    }
+    ck_assert_msg(tir_interpret(m0, fn, na, args, nr, r0, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_msg(tir_interpret(m1, fn, na, args, nr, r1, &d) == TIR_OK, "%s", d.msg);
+    for (int i = 0; i < nr; i++) {
+        ck_assert_int_eq(tir_tensor_nbytes(r0[i]), tir_tensor_nbytes(r1[i]));
+        ck_assert_msg(memcmp(tir_tensor_data(r0[i]), tir_tensor_data(r1[i]), tir_tensor_nbytes(r0[i])) == 0,
+                      "result %d differs after horizontal fusion", i);
+    }
+    for (int i = 0; i < na; i++) tir_tensor_free(args[i]);
+    for (int i = 0; i < nr; i++) {
+        tir_tensor_free(r0[i]);
+        tir_tensor_free(r1[i]);
+    }
+    free(args);
+    free(r0);
+    free(r1);
+    tir_module_free(m0);
+    return m1;
+}
+
+static tir_module *same_results(tir_context *ctx, const char *src, const char *fn, const tir_bindings *b) {
+    return same_results_at(ctx, src, fn, b, false);
+}
+
+static int count_fused(const tir_func *f, const char *kind) {
+    int n = 0;
+    for (int i = 0; i < f->nops; i++) {
+        const tir_attr_value *k = tir_dict_get(tir_op_attr(f->ops[i], "schedule"), "kind");
+        n += f->ops[i]->code == TIR_OP_FUSED && k && k->kind == TIR_ATTR_STR && strcmp(k->u.s, kind) == 0;
+    }
+    return n;
+}
+
+static const tir_op *first_horizontal(const tir_func *f) {
+    for (int i = 0; i < f->nops; i++)
+        if (tir_fused_is_horizontal(f->ops[i])) return f->ops[i];
+    return NULL;
+}
+
+/* printed text parses back and prints the same */
+static void round_trip(tir_context *ctx, const tir_module *m) {
+    char *t1 = tir_module_print(m);
+    ck_assert(t1 != NULL);
+    tir_module *m2 = NULL;
+    tir_diag d;
+    ck_assert_msg(tir_module_parse(ctx, t1, "printed.tir", &m2, &d) == TIR_OK, "%s\n%s", d.msg, t1);
+    char *t2 = tir_module_print(m2);
+    ck_assert_str_eq(t1, t2);
+    tir_free(t1);
+    tir_free(t2);
+    tir_module_free(m2);
+}
+
+/* lowers op; checks ptxas, the parameter bound; returns the PTX (malloc'd) */
+static char *lower_ok(tir_context *ctx, const tir_op *op) {
+    tir_kernel k;
+    tir_diag d;
+    tir_codegen_options o = {"sm_90a", 2};
+    tir_status s = tir_codegen_fused_horizontal(ctx, op, 0, &o, &k, &d);
+    ck_assert_msg(s == TIR_OK, "%s: %s", tir_status_name(s), d.msg);
+    ck_assert(k.ptx && k.nparams >= op->nin + op->nout);
+    ck_assert_int_le(k.nparams * 8, 4096);
+    char msg[4096];
+    ck_assert_msg(assemble(&k, msg, sizeof msg), "ptxas: %s", msg);
+    /* no values live across the dispatch tree: a grid-stride loop around it made 73 AdamW
+     * tensors spill 14 KB (codegen/fused_horizontal.c's header) */
+    ck_assert_msg(!have_ptxas || strstr(msg, " 0 bytes spill stores"), "%s spills: %s", k.name, msg);
+    char *ptx = strdup(k.ptx);
+    tir_kernel_release(&k);
+    return ptx;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+START_TEST(adamw_odd_sizes) {
+    tir_context *ctx = tir_context_create();
+    static const char *const shapes[] = {"1", "7", "1000", "4097", "N, 3", "64, 48"};
+    char *src = adamw_src(6, shapes);
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", 5);
+    tir_module *m = same_results(ctx, src, "adamw_step", &b);
+    const tir_func *f = tir_module_find(m, "adamw_step");
+    /* one kernel for the six tensors, nothing else left */
+    ck_assert_int_eq(count_fused(f, "horizontal"), 1);
+    ck_assert_int_eq(count_fused(f, "elementwise"), 0);
+    const tir_op *h = first_horizontal(f);
+    ck_assert(h != NULL);
+    ck_assert_int_eq(h->nout, 18);
+    ck_assert_int_eq(h->nin, 24);
+    const tir_attr_value *sc = tir_op_attr(h, "schedule");
+    ck_assert_int_eq(tir_dict_get(sc, "parts")->u.i, 6);
+    ck_assert_str_eq(tir_dict_get(sc, "part_results")->u.s, "3,3,3,3,3,3");
+    /* f32 vectors of 4 where the last dim is a multiple of 4 (1000 and 48), else 1 */
+    ck_assert_str_eq(tir_dict_get(sc, "part_vectors")->u.s, "1,1,4,1,1,4");
+    round_trip(ctx, m);
+    char *ptx = lower_ok(ctx, h);
+    ck_assert_msg(strstr(ptx, ".v4.b32") || strstr(ptx, ".v4.f32"), "no 16-byte accesses");
+    free(ptx);
+    /* the whole program is one kernel, whose grid counts every part's blocks of 256 threads x 8
+     * vectors: [1], [7], [1000] one each, [4097] 3, [N, 3] ceil(3N / 2048), [64, 48] one */
+    tir_module *m2 = NULL;
+    tir_program *p = NULL;
+    tir_diag d;
+    ck_assert(tir_module_parse(ctx, src, "t.tir", &m2, &d) == TIR_OK);
+    ck_assert_msg(tir_compile(m2, "adamw_step", NULL, &p, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_int_eq(tir_program_num_kernels(p), 1);
+    tir_kernel_info ki;
+    tir_program_kernel_info(p, 0, &ki);
+    int64_t grid;
+    tir_bindings b2 = {0};
+    tir_bindings_set(&b2, "N", 1000);
+    ck_assert(tir_dim_eval(ki.k->grid[0], &b2, &grid) == TIR_OK);
+    ck_assert_int_eq(grid, 1 + 1 + 1 + 3 + 2 + 1);
+    tir_program_free(p);
+    tir_module_free(m2);
+    tir_module_free(m);
+    free(src);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* 100 tensors: 7 buffers each, at most 73 in 4 KB of parameters, so two kernels */
+START_TEST(parameter_bound) {
+    tir_context *ctx = tir_context_create();
+    const char *shapes[100];
+    for (int i = 0; i < 100; i++) shapes[i] = i % 3 ? "8" : "5, 16";
+    char *src = adamw_src(100, shapes);
+    tir_module *m = NULL;
+    tir_program *p = NULL;
+    tir_diag d;
+    ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
+    ck_assert_msg(tir_compile(m, "adamw_step", NULL, &p, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_int_eq(tir_program_num_kernels(p), 2);
+    int bufs = 0;
+    for (int i = 0; i < 2; i++) {
+        tir_kernel_info ki;
+        tir_program_kernel_info(p, i, &ki);
+        ck_assert_int_le(ki.k->nparams * 8, 4096);
+        bufs += ki.k->nparams;
+    }
+    ck_assert_int_eq(bufs, 700);
+    const tir_func *f = tir_module_find(m, "adamw_step");
+    ck_assert_int_eq(count_fused(f, "horizontal"), 2);
+    ck_assert_int_eq(first_horizontal(f)->nout, 73 * 3);
+    tir_program_free(p);
+    tir_module_free(m);
+    free(src);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* %b depends on %a through concat (a kernel of its own): a and b never share a kernel; c, which
+ * depends on nothing, joins b (both feed only the return) */
+START_TEST(dependent_regions_stay_apart) {
+    tir_context *ctx = tir_context_create();
+    const char *src = "func @f(%x: f32[7], %y: f32[1000]) -> (f32[14], f32[1000], f32[7]) {\n"
+                      "  %a = exp(neg(%x))\n"
+                      "  %j = concat(%a, %a, axis=0)\n"
+                      "  %b = mul(add(%j, 1.0), %j)\n"
+                      "  %c = sqrt(abs(%y))\n"
+                      "  return %b, %c, %a\n}\n";
+    tir_bindings b = {0};
+    tir_module *m = same_results(ctx, src, "f", &b);
+    const tir_func *f = tir_module_find(m, "f");
+    ck_assert_int_eq(count_fused(f, "horizontal"), 1);
+    ck_assert_int_eq(count_fused(f, "elementwise"), 1);
+    const tir_op *h = first_horizontal(f);
+    const tir_value *rb = f->results[0], *rc = f->results[1], *ra = f->results[2];
+    ck_assert(rb->def == h && rc->def == h);
+    ck_assert(ra->def != h);
+    round_trip(ctx, m);
+    free(lower_ok(ctx, h));
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* bf16 and f32 parts with broadcast, transpose and slice inside, symbolic and constant sizes */
+START_TEST(mixed_parts) {
+    tir_context *ctx = tir_context_create();
+    const char *src =
+        "func @f(%a: bf16[N, 64], %w: bf16[64], %t: f32[7, D], %s: f32[1000], %i: i32[9]) -> (bf16[N, 64], f32[D, 7], f32[499], i32[9]) {\n"
+        "  %x = mul(silu(%a), %w)\n"
+        "  %y = exp(mul(transpose(%t, perm=[1, 0]), 0.5))\n"
+        "  %z = tanh(slice(%s, axis=0, start=1, end=999, step=2))\n"
+        "  %k = add(mul(%i, 3), 1)\n"
+        "  return %x, %y, %z, %k\n}\n";
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", 3);
+    tir_bindings_set(&b, "D", 5);
+    tir_module *m = same_results(ctx, src, "f", &b);
+    const tir_func *f = tir_module_find(m, "f");
+    ck_assert_int_eq(count_fused(f, "horizontal"), 1);
+    const tir_op *h = first_horizontal(f);
+    ck_assert_int_eq(h->nout, 4);
+    ck_assert_str_eq(tir_dict_get(tir_op_attr(h, "schedule"), "part_vectors")->u.s, "8,1,1,1");
+    round_trip(ctx, m);
+    char *ptx = lower_ok(ctx, h);
+    ck_assert_msg(strstr(ptx, ".v4.b32") != NULL, "bf16 part: no 16-byte accesses"); /* 8 bf16 */
+    free(ptx);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* a hand-written horizontal region holding a reduction has no horizontal lowering: codegen says
+ * unsupported and the program still compiles, one kernel per member */
+START_TEST(unsupported_falls_back) {
+    tir_context *ctx = tir_context_create();
+    const char *src =
+        "func @f(%x: f32[7], %y: f32[1000]) -> (f32[], f32[1000]) {\n"
+        "  %a, %b = fused(%x, %y) kernel=\"h\" schedule={kind=\"horizontal\", parts=2, part_results=\"1,1\"} {\n"
+        "    %s = sum(exp(%x), axes=[0])\n"
+        "    %t = add(%y, 1.0)\n"
+        "    yield %s, %t\n"
+        "  }\n"
+        "  return %a, %b\n}\n";
+    tir_module *m = NULL;
+    tir_diag d;
+    ck_assert_msg(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK, "%s", d.msg);
+    const tir_func *f = tir_module_find(m, "f");
+    tir_kernel k;
+    tir_codegen_options o = {"sm_90a", 2};
+    ck_assert_int_eq(tir_codegen_fused_horizontal(ctx, f->ops[0], 0, &o, &k, &d), TIR_ERR_UNSUPPORTED);
+    ck_assert(k.ptx == NULL);
+    tir_program *p = NULL;
+    ck_assert_msg(tir_compile(m, "f", NULL, &p, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_int_eq(tir_program_num_kernels(p), tir_op_region(f->ops[0])->nops); /* exp, sum, 1.0, add */
+    ck_assert_int_eq(tir_program_num_kernels(p), 4);
+    tir_program_free(p);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* benchmarks/adamw.tir: 147 tensors, the number of kernels its header says */
+START_TEST(adamw_benchmark_kernels) {
+    tir_context *ctx = tir_context_create();
+    char *src = tu_read_source("benchmarks", "adamw.tir");
+    ck_assert_msg(src != NULL, "no benchmarks/adamw.tir");
+    const char *line = strstr(src, "# KERNELS @adamw_step ");
+    ck_assert(line != NULL);
+    int want = atoi(line + strlen("# KERNELS @adamw_step "));
+    tir_module *m = NULL;
+    tir_diag d;
+    ck_assert(tir_module_parse(ctx, src, "adamw.tir", &m, &d) == TIR_OK);
+    ck_assert_msg(tir_pipeline_run(m, NULL, NULL, NULL, &d) == TIR_OK, "%s", d.msg);
+    const tir_func *f = tir_module_find(m, "adamw_step");
+    ck_assert_int_eq(f->nops, want);
+    ck_assert_int_eq(want, (147 + 72) / 73);
+    ck_assert_int_eq(count_fused(f, "horizontal"), 2);
+    tir_module_free(m);
+    free(src);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* the horizontal kernels the examples and benchmarks make lower and assemble */
+START_TEST(examples_lower) {
+    tir_context *ctx = tir_context_create();
+    static const char *const files[][2] = {
+        {"examples", "llama_block.tir"}, {"examples", "train_mlp.tir"}, {"examples", "mlp.tir"},
+        {"benchmarks", "rope.tir"},      {"benchmarks", "swiglu.tir"},  {"benchmarks", "adamw.tir"},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *src = tu_read_source(files[i][0], files[i][1]);
+        ck_assert_msg(src != NULL, "no %s/%s", files[i][0], files[i][1]);
+        tir_module *m = NULL;
+        tir_diag d;
+        ck_assert(tir_module_parse(ctx, src, files[i][1], &m, &d) == TIR_OK);
+        ck_assert_msg(tir_pipeline_run(m, NULL, NULL, NULL, &d) == TIR_OK, "%s: %s", files[i][1], d.msg);
+        for (int fi = 0; fi < m->nfuncs; fi++)
+            for (int k = 0; k < m->funcs[fi]->nops; k++)
+                if (tir_fused_is_horizontal(m->funcs[fi]->ops[k])) {
+                    free(lower_ok(ctx, m->funcs[fi]->ops[k]));
+                    n++;
+                }
+        tir_module_free(m);
+        free(src);
+    }
+    ck_assert_int_ge(n, 4); /* llama_block's casts around its matmuls, adamw's two */
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* the examples whose kernels the pass merges compute what they computed before it, bit for bit */
+START_TEST(examples_same_results) {
+    tir_context *ctx = tir_context_create();
+    char *src = tu_read_source("examples", "llama_block.tir");
+    ck_assert(src != NULL);
+    tir_bindings b = {0};
+    const char *ln[] = {"B", "T", "D", "Hq", "Hk", "I"};
+    int64_t lv[] = {1, 3, 8, 2, 1, 5};
+    for (int i = 0; i < 6; i++) tir_bindings_set(&b, ln[i], lv[i]);
+    tir_module *m = same_results_at(ctx, src, "block", &b, true);
+    ck_assert_int_ge(count_fused(tir_module_find(m, "block"), "horizontal"), 1);
+    tir_module_free(m);
+    free(src);
+    src = tu_read_source("examples", "train_mlp.tir");
+    ck_assert(src != NULL);
+    tir_bindings b2 = {0};
+    tir_bindings_set(&b2, "B", 4);
+    m = same_results_at(ctx, src, "sgd_step", &b2, true);
+    ck_assert_int_ge(count_fused(tir_module_find(m, "sgd_step"), "horizontal"), 1);
+    tir_module_free(m);
+    free(src);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+int main(void) {
+    have_ptxas = find_ptxas();
+    if (!have_ptxas) {
+        const char *allow = getenv("TIR_ALLOW_NO_PTXAS");
+        if (!allow || strcmp(allow, "1") != 0) {
+            fprintf(stderr, "test_horizontal: ptxas not found (set TIR_ALLOW_NO_PTXAS=1 to skip it)\n");
+            return 1;
+        }
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tir_horizontal_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    Suite *s = suite_create("horizontal");
+    TCase *tc = tcase_create("horizontal");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, adamw_odd_sizes);
+    tcase_add_test(tc, parameter_bound);
+    tcase_add_test(tc, dependent_regions_stay_apart);
+    tcase_add_test(tc, mixed_parts);
+    tcase_add_test(tc, unsupported_falls_back);
+    tcase_add_test(tc, adamw_benchmark_kernels);
+    tcase_add_test(tc, examples_lower);
+    tcase_add_test(tc, examples_same_results);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    rmdir(tmpdir);
+    return nf ? 1 : 0;
+}

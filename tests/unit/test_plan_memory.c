@@ -1,0 +1,391 @@
+/* test_plan_memory.c: the memory planner (passes/plan_memory.c) on small programs whose slots,
+ * reuse, in-place results, donation and peak bytes are worked out by hand in the comments, and
+ * on a compiled program (tir_program_plan_memory) with its arena computed by hand. */
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile.h"
+#include "passes.h"
+
+/* a program of single-result steps: step i reads in[i][0..nin) and makes value out[i] */
+typedef struct prog {
+    int nv, np, nr, ns;
+    size_t nbytes[16];
+    int params[4], res[4];
+    int in[8][3], nin[8], out[8][2], nout[8];
+    tir_mem_step steps[8];
+} prog;
+
+static void add_step(prog *g, int out, int nin, int a, int b, unsigned inplace, int alias_of) {
+    int i = g->ns++;
+    g->nin[i] = nin;
+    g->in[i][0] = a;
+    g->in[i][1] = b;
+    g->out[i][0] = out;
+    g->nout[i] = 1;
+    g->steps[i] = (tir_mem_step){nin, 1, g->in[i], g->out[i], alias_of, inplace};
+}
+
+/* the steps point into g's arrays wherever g now is (progs are returned by value) */
+static tir_mem_problem problem(prog *g) {
+    for (int i = 0; i < g->ns; i++) {
+        g->steps[i].in = g->in[i];
+        g->steps[i].out = g->out[i];
+    }
+    return (tir_mem_problem){.nvalues = g->nv, .nbytes = g->nbytes, .nparams = g->np, .nres = g->nr,
+                             .nsteps = g->ns, .params = g->params, .res = g->res, .steps = g->steps};
+}
+
+static void plan(const tir_mem_problem *pb, tir_mem_plan *pl) {
+    tir_diag d;
+    ck_assert_msg(tir_plan_memory(pb, pl, &d) == TIR_OK, "%s", d.msg);
+}
+
+/* v0 -> v1 -> v2 -> v3, 1000 bytes each, v3 returned */
+static prog chain(unsigned inplace) {
+    prog g = {.nv = 4, .np = 1, .nr = 1, .params = {0}, .res = {3}};
+    for (int v = 0; v < 4; v++) g.nbytes[v] = 1000;
+    for (int i = 0; i < 3; i++) add_step(&g, i + 1, 1, i, -1, inplace, -1);
+    return g;
+}
+
+START_TEST(test_chain_reuse) {
+    /* v0 in slot 0 (read by step 0); v1 can't take it (v0 is read while v1 is made): slot 1;
+     * v2 takes slot 0 (v0 died at step 0), v3 slot 1: two 1024-byte slots */
+    prog g = chain(0);
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.nslots, 2);
+    ck_assert_int_eq(pl.slot[0], pl.slot[2]);
+    ck_assert_int_eq(pl.slot[1], pl.slot[3]);
+    ck_assert_int_ne(pl.slot[0], pl.slot[1]);
+    ck_assert_uint_eq(pl.arena_bytes, 2048);
+    ck_assert_uint_eq(pl.peak_bytes, 2048);
+    ck_assert_uint_eq(pl.naive_bytes, 4096); /* 4 values of 1000 B, each 256-byte aligned */
+    ck_assert_int_eq(pl.n_inplace, 0);
+    ck_assert_int_eq(pl.n_reused, 2);
+    ck_assert_uint_eq(pl.live_bytes, 2048); /* v_i and v_i+1 live together at step i */
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_chain_inplace) {
+    /* every kernel may write over its operand, and each operand dies there: one slot */
+    prog g = chain(1);
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.nslots, 1);
+    ck_assert_int_eq(pl.n_inplace, 3);
+    for (int v = 1; v < 4; v++) ck_assert_int_eq(pl.inplace_of[v], v - 1);
+    ck_assert_uint_eq(pl.arena_bytes, 1024);
+    ck_assert_uint_eq(pl.live_bytes, 1024); /* each result shares its operand's bytes */
+    tir_mem_plan_free(&pl);
+
+    /* v0 returned as well: never overwritten, so v1 gets a slot of its own and v2, v3 follow
+     * it in place */
+    g.nr = 2;
+    g.res[1] = 0;
+    pb = problem(&g);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[1], -1);
+    ck_assert_int_ne(pl.slot[1], pl.slot[0]);
+    ck_assert_int_eq(pl.inplace_of[2], 1);
+    ck_assert_int_eq(pl.inplace_of[3], 2);
+    ck_assert_uint_eq(pl.arena_bytes, 2048);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_inplace_needs_death_and_one_use) {
+    /* v1 = f(v0) may be in place, but v0 is read again by step 1: no */
+    prog g = {.nv = 3, .np = 1, .nr = 2, .params = {0}, .res = {1, 2}};
+    for (int v = 0; v < 3; v++) g.nbytes[v] = 512;
+    add_step(&g, 1, 1, 0, -1, 1, -1);
+    add_step(&g, 2, 1, 0, -1, 0, -1);
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[1], -1);
+    ck_assert_int_ne(pl.slot[1], pl.slot[0]);
+    ck_assert_int_ne(pl.slot[2], pl.slot[1]);
+    ck_assert_uint_eq(pl.arena_bytes, 3 * 512);
+    tir_mem_plan_free(&pl);
+
+    /* v1 = f(v0, v0) with only operand 0 allowed in place: the kernel may still read v0 through
+     * operand 1 after writing: no */
+    prog h = {.nv = 2, .np = 1, .nr = 1, .params = {0}, .res = {1}};
+    h.nbytes[0] = h.nbytes[1] = 512;
+    add_step(&h, 1, 2, 0, 0, 1, -1);
+    pb = problem(&h);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[1], -1);
+    ck_assert_uint_eq(pl.arena_bytes, 1024);
+    tir_mem_plan_free(&pl);
+
+    /* sizes differ: no */
+    prog k = {.nv = 2, .np = 1, .nr = 1, .params = {0}, .res = {1}};
+    k.nbytes[0] = 512;
+    k.nbytes[1] = 256;
+    add_step(&k, 1, 1, 0, -1, 1, -1);
+    pb = problem(&k);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[1], -1);
+    ck_assert_uint_eq(pl.arena_bytes, 768);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_overlap_and_best_fit) {
+    /* v0 (100 B) is read by steps 0 and 1, v1 (300) = f(v0), v2 (200) = g(v0, v1), v3 (100) =
+     * h(v2) returned. v0 and v1 live together (slots 0, 1), v2 too (slot 2), v3 takes the
+     * smallest free slot that fits: v0's (100), not v1's (300). 256 + 512 + 256 bytes. */
+    prog g = {.nv = 4, .np = 1, .nr = 1, .params = {0}, .res = {3}};
+    g.nbytes[0] = 100;
+    g.nbytes[1] = 300;
+    g.nbytes[2] = 200;
+    g.nbytes[3] = 100;
+    add_step(&g, 1, 1, 0, -1, 0, -1);
+    add_step(&g, 2, 2, 0, 1, 0, -1);
+    add_step(&g, 3, 1, 2, -1, 0, -1);
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.nslots, 3);
+    ck_assert_int_eq(pl.slot[3], pl.slot[0]);
+    ck_assert_uint_eq(pl.arena_bytes, 1024);
+    ck_assert_uint_eq(pl.naive_bytes, 256 + 512 + 256 + 256);
+    /* at step 1, v0, v1 and v2 are live: 256 + 512 + 256; the plan reaches that bound */
+    ck_assert_uint_eq(pl.live_bytes, 1024);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_grow_slot) {
+    /* v0 100 -> v1 100 -> v2 1000 -> v3 50: v2 finds only v0's slot free, too small, and grows
+     * it to 1000; v3 fits in v1's slot. 1024 + 256 bytes */
+    prog g = {.nv = 4, .np = 1, .nr = 1, .params = {0}, .res = {3}};
+    g.nbytes[0] = 100;
+    g.nbytes[1] = 100;
+    g.nbytes[2] = 1000;
+    g.nbytes[3] = 50;
+    for (int i = 0; i < 3; i++) add_step(&g, i + 1, 1, i, -1, 0, -1);
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.slot[2], pl.slot[0]);
+    ck_assert_int_eq(pl.slot[3], pl.slot[1]);
+    ck_assert_uint_eq(pl.slots[pl.slot[0]].size, 1000);
+    ck_assert_uint_eq(pl.arena_bytes, 1280);
+    ck_assert_uint_eq(pl.slots[pl.slot[1]].offset, 1024);
+    ck_assert_uint_eq(pl.live_bytes, 1280); /* v1 and v2 at step 1 */
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_views_extend_life) {
+    /* v1 is a view of v0 (a reshape); step 1 reads v1, so v0 is alive until step 1 and v2
+     * cannot take its storage. A view has its operand's slot. */
+    prog g = {.nv = 3, .np = 1, .nr = 1, .params = {0}, .res = {2}};
+    for (int v = 0; v < 3; v++) g.nbytes[v] = 256;
+    add_step(&g, 1, 1, 0, -1, 0, 0);
+    add_step(&g, 2, 1, 1, -1, 0, -1);
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.slot[1], pl.slot[0]);
+    ck_assert_int_ne(pl.slot[2], pl.slot[0]);
+    ck_assert_uint_eq(pl.arena_bytes, 512);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+/* cross-entropy forward and backward as one kernel: logits v0 (4096 B), targets v1 (64 B);
+ * step 0 makes loss v2 (4 B) and the logits gradient v3 (4096 B), and may write the gradient
+ * over the logits (operand 0) */
+static prog xent(void) {
+    prog g = {.nv = 4, .np = 2, .nr = 2, .params = {0, 1}, .res = {2, 3}};
+    g.nbytes[0] = 4096;
+    g.nbytes[1] = 64;
+    g.nbytes[2] = 4;
+    g.nbytes[3] = 4096;
+    g.nin[0] = 2;
+    g.in[0][0] = 0;
+    g.in[0][1] = 1;
+    g.nout[0] = 2;
+    g.out[0][0] = 2;
+    g.out[0][1] = 3;
+    g.steps[0] = (tir_mem_step){2, 2, g.in[0], g.out[0], -1, 1};
+    g.ns = 1;
+    return g;
+}
+
+START_TEST(test_donation) {
+    prog g = xent();
+    tir_mem_problem pb = problem(&g);
+    pb.params_external = pb.results_external = true;
+    tir_mem_plan pl;
+    /* not donated: both results get their own allocations: peak = 4160 of arguments + 4100 */
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], -1);
+    ck_assert_int_eq(pl.slots[pl.slot[3]].where, TIR_MEM_OWN);
+    ck_assert_uint_eq(pl.param_bytes, 4160);
+    ck_assert_uint_eq(pl.own_bytes, 4100);
+    ck_assert_uint_eq(pl.peak_bytes, 8260);
+    tir_mem_plan_free(&pl);
+
+    /* the logits donated: the gradient is written over them, no second logits-sized buffer */
+    bool don[2] = {true, true};
+    pb.donatable = don;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], 0);
+    ck_assert_int_eq(pl.slot[3], pl.slot[0]);
+    ck_assert_int_eq(pl.slots[pl.slot[3]].where, TIR_MEM_PARAM);
+    ck_assert_int_eq(pl.slots[pl.slot[3]].param, 0);
+    ck_assert_uint_eq(pl.own_bytes, 4);
+    ck_assert_uint_eq(pl.peak_bytes, 4164);
+    ck_assert_uint_eq(pl.arena_bytes, 0);
+    tir_mem_plan_free(&pl);
+
+    /* donated, but the kernel does not allow in place: own allocation again */
+    g.steps[0].inplace_ok = 0;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], -1);
+    ck_assert_uint_eq(pl.peak_bytes, 8260);
+    tir_mem_plan_free(&pl);
+
+    /* donated, but the logits are returned too: never overwritten */
+    g = xent();
+    g.nr = 3;
+    g.res[2] = 0;
+    pb = problem(&g);
+    pb.params_external = pb.results_external = true;
+    pb.donatable = don;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], -1);
+    ck_assert_int_ne(pl.slot[3], pl.slot[0]);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_donated_buffer_reused) {
+    /* x (1024 B, donated) -> a (1024) -> b (512, returned): a can't be in place (not allowed),
+     * but once x is dead at step 0, b... is a result (own allocation). With an intermediate c
+     * after a: x's buffer holds c. */
+    prog g = {.nv = 4, .np = 1, .nr = 1, .params = {0}, .res = {3}};
+    g.nbytes[0] = 1024;
+    g.nbytes[1] = 1024;
+    g.nbytes[2] = 1000;
+    g.nbytes[3] = 512;
+    for (int i = 0; i < 3; i++) add_step(&g, i + 1, 1, i, -1, 0, -1);
+    tir_mem_problem pb = problem(&g);
+    pb.params_external = pb.results_external = true;
+    bool don = true;
+    pb.donatable = &don;
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.slot[2], pl.slot[0]); /* c in the donated x */
+    ck_assert_int_eq(pl.slots[pl.slot[1]].where, TIR_MEM_ARENA);
+    ck_assert_int_eq(pl.slots[pl.slot[3]].where, TIR_MEM_OWN);
+    ck_assert_uint_eq(pl.peak_bytes, 1024 + 1024 + 512);
+    tir_mem_plan_free(&pl);
+    /* not donated: c needs arena room of its own */
+    pb.donatable = NULL;
+    plan(&pb, &pl);
+    ck_assert_int_ne(pl.slot[2], pl.slot[0]);
+    ck_assert_uint_eq(pl.arena_bytes, 2048);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+START_TEST(test_bad_ids) {
+    prog g = chain(0);
+    g.in[1][0] = 99;
+    tir_mem_problem pb = problem(&g);
+    tir_mem_plan pl;
+    tir_diag d;
+    ck_assert_int_eq(tir_plan_memory(&pb, &pl, &d), TIR_ERR_INTERNAL);
+    ck_assert_ptr_null(pl.slot);
+}
+END_TEST
+
+#ifdef TIR_WITH_LLVM
+START_TEST(test_compiled_program) {
+    /* x[N,64] @ w1[64,64] -> relu -> @ w2[64,64], f32, N = 8: x, h, r, y are 2048 bytes, the
+     * weights 16384. As a host run (arguments copied into the arena): x, w1, w2 take three
+     * slots; h a fourth; relu's result reuses x's slot (x died at the first matmul; w1's slot
+     * fits too, but x's is the smallest); y reuses h's. Arena: 2048 + 16384 + 16384 + 2048.
+     * (With relu fused into the first matmul as its epilogue, y takes x's slot instead: the
+     * same arena.) */
+    const char *src = "func @f(%x: f32[N, 64], %w1: f32[64, 64], %w2: f32[64, 64]) -> f32[N, 64] {\n"
+                      "  %h = matmul(%x, %w1)\n"
+                      "  %r = relu(%h)\n"
+                      "  return matmul(%r, %w2)\n"
+                      "}\n";
+    tir_context *ctx = tir_context_create();
+    tir_module *m = NULL;
+    tir_diag d;
+    ck_assert_int_eq(tir_module_parse(ctx, src, "t.tir", &m, &d), TIR_OK);
+    tir_program *p = NULL;
+    ck_assert_msg(tir_compile(m, "f", NULL, &p, &d) == TIR_OK, "%s", d.msg);
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", 8);
+    tir_mem_plan pl;
+    size_t *nb = NULL;
+    ck_assert_msg(tir_program_plan_memory(p, &b, false, &pl, &nb, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_uint_eq(pl.arena_bytes, 2048 + 16384 + 16384 + 2048);
+    ck_assert_uint_eq(nb[tir_program_param_value(p, 1)], 16384);
+    ck_assert_uint_eq(nb[tir_program_result_value(p, 0)], 2048);
+    /* the first kernel is the first matmul (maybe with relu as its epilogue): it reads x and w1
+     * and writes h: 2048 + 16384 + 2048 bytes, 2·8·64·64 FLOPs */
+    double bytes = 0, flops = 0;
+    ck_assert(tir_program_kernel_traffic_for(p, nb, &b, 0, &bytes, &flops));
+    ck_assert_double_eq(bytes, 2048 + 16384 + 2048);
+    ck_assert_double_eq(flops, 2.0 * 8 * 64 * 64);
+    ck_assert(!tir_program_kernel_traffic(p, 0, &bytes, &flops)); /* no run yet */
+    tir_mem_plan_free(&pl);
+    free(nb);
+    /* as a device run: arguments stay in the caller's buffers, the result is allocated on its
+     * own, h (and relu's result) in the arena */
+    ck_assert_int_eq(tir_program_plan_memory(p, &b, true, &pl, NULL, &d), TIR_OK);
+    ck_assert_uint_eq(pl.param_bytes, 2048 + 16384 + 16384);
+    ck_assert_uint_eq(pl.own_bytes, 2048);
+    ck_assert_uint_le(pl.arena_bytes, 2 * 2048);
+    ck_assert_uint_ge(pl.arena_bytes, 2048);
+    tir_mem_plan_free(&pl);
+    /* an unbound symbol is a diagnostic, not a crash */
+    ck_assert_int_eq(tir_program_plan_memory(p, NULL, false, &pl, NULL, &d), TIR_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(d.msg, "unbound"));
+    tir_program_free(p);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+#endif
+
+int main(void) {
+    Suite *s = suite_create("plan_memory");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_chain_reuse);
+    tcase_add_test(tc, test_chain_inplace);
+    tcase_add_test(tc, test_inplace_needs_death_and_one_use);
+    tcase_add_test(tc, test_overlap_and_best_fit);
+    tcase_add_test(tc, test_grow_slot);
+    tcase_add_test(tc, test_views_extend_life);
+    tcase_add_test(tc, test_donation);
+    tcase_add_test(tc, test_donated_buffer_reused);
+    tcase_add_test(tc, test_bad_ids);
+#ifdef TIR_WITH_LLVM
+    tcase_add_test(tc, test_compiled_program);
+#endif
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
