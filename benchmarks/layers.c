@@ -17,6 +17,7 @@
 #include "compile.h"
 #include "device.h"
 #include "ir.h"
+#include "passes.h"
 
 typedef struct layer {
     const char *file, *func;
@@ -142,7 +143,8 @@ static void run_layer(const char *dir, const layer *L, row *r) {
         return;
     }
     if (tir_module_parse(ctx, src, L->file, &mref, &d) != TIR_OK ||
-        tir_module_parse(ctx, src, L->file, &m, &d) != TIR_OK) {
+        tir_module_parse(ctx, src, L->file, &m, &d) != TIR_OK ||
+        tir_pass_grad(mref, &d) != TIR_OK) { /* the interpreter runs value_and_grad bodies only once built */
         printf("%-22s parse: %s\n", L->func, d.msg);
         goto out;
     }

@@ -624,13 +624,15 @@ static void type_str_of(tir_dtype dt, int rank, const int64_t *dims, char *buf, 
 static tir_status bind_args(interp *I, const tir_module *m, tir_loc loc, const char *what,
                             tir_func *f, const tir_dtype *dts, const tval *args,
                             tir_bindings *bind) {
-    enum { MAXP = 256 };
     int np = f->nparams;
-    if (np > MAXP)
-        return tir_diag_set(I->d, TIR_ERR_UNSUPPORTED, m, loc, "%smore than %d parameters", what,
-                            MAXP);
-    const tir_type *types[MAXP];
-    const int64_t *sizes[MAXP];
+    /* an optimizer step over a model's tensors takes hundreds of parameters */
+    const tir_type **types = calloc((size_t)np + 1, sizeof *types);
+    const int64_t **sizes = calloc((size_t)np + 1, sizeof *sizes);
+    if (!types || !sizes) {
+        free(types);
+        free(sizes);
+        return tir_diag_set(I->d, TIR_ERR_OOM, m, loc, "out of memory");
+    }
     char e[256] = "";
     int bad = -1;
     for (int p = 0; p < np && bad < 0; p++) {
@@ -640,10 +642,16 @@ static tir_status bind_args(interp *I, const tir_module *m, tir_loc loc, const c
     }
     if (bad < 0) {
         tir_status st = tir_bind_params(np, types, sizes, bind, &bad, NULL, e, sizeof e);
-        if (st == TIR_ERR_OOM) return tir_diag_set(I->d, st, m, loc, "out of memory");
-        if (st == TIR_OK) return TIR_OK;
+        if (st == TIR_ERR_OOM || st == TIR_OK) {
+            free(types);
+            free(sizes);
+            if (st == TIR_OK) return TIR_OK;
+            return tir_diag_set(I->d, st, m, loc, "out of memory");
+        }
         if (bad < 0) bad = 0;
     }
+    free(types);
+    free(sizes);
     const tir_type *t = &f->params[bad]->type;
     char want[256], got[256];
     tir_type_print(t, want, sizeof want);

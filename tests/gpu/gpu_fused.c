@@ -16,6 +16,7 @@
 
 #include "compile.h"
 #include "ir.h"
+#include "passes.h"
 
 static tir_context *ctx;
 static const char *filter;
@@ -187,7 +188,8 @@ static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbo
     tir_tensor *args[8] = {0}, *ref[8] = {0}, *out[8] = {0};
     int nargs = 0, nres = 0;
     if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
-        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
+        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK ||
+        tir_pass_grad(mref, &d) != TIR_OK) { /* the interpreter runs value_and_grad bodies only once built */
         report(false, label, "parse: %s (line %d)", d.msg, d.line);
         goto out;
     }
