@@ -46,12 +46,14 @@ for impl in ("fused", "foreach", "forloop"):
                 st["exp_avg"].uniform_(-1, 1)
                 st["exp_avg_sq"].uniform_(0.01, 1.01)
                 st["step"].fill_(STEP - 1)
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()  # p, g, m, v: the step's inputs
         t = do_bench(opt.step, warmup=25, rep=200, return_mode="median")
         rec(f"adamw.{impl}.ms", round(t, 3))
         rec(f"adamw.{impl}.step_ms", round(t, 3))  # the name scripts/gpu-bench.sh's table reads
         rec(f"adamw.{impl}.GBps", round(28 * nparam / (t * 1e6), 1))
-        rec(f"adamw.{impl}.peak_GiB", round(torch.cuda.max_memory_allocated() / 2**30, 2))
+        # as peers.py's peak(): the peak allocation above the inputs (do_bench's L2-flush buffer included)
+        rec(f"adamw.{impl}.peak_GiB", round((torch.cuda.max_memory_allocated() - base) / 2**30, 3))
     except Exception as e:
         rec(f"adamw.{impl}.error", repr(e)[:300])
     finally:

@@ -32,6 +32,15 @@
  *   MN-major: SBO 1024 between 8-row groups along K, LBO = one panel between 64-wide column
  *   groups). Its accumulators have the mma.sync layout per warp (warp w%4 owns 16 of the 64 rows).
  *
+ * TMA kernel (sm_90a, cfg->tma): see "the TMA kernel" below: the same shared-tile layout and
+ *   wgmma issue, filled by the copy engine, producer and consumers in separate warpgroups, one
+ *   persistent block per SM.
+ *
+ * Epilogue. The accumulators (of a fused region: after its elementwise members, see "fused
+ *   epilogues") are rounded to the output dtype and stored from registers; on the wgmma paths,
+ *   16-bit outputs are first exchanged within each quad of lanes so that every lane stores 16
+ *   contiguous bytes (a quarter of the store instructions, which bound the epilogue).
+ *
  * Edges. Rows and columns beyond M, N, K are zero-filled in shared memory (cp.async with a source
  * size of 0), so partial tiles compute on zeros; the epilogue stores only in-range elements. An
  * operand whose contiguous dim is not a multiple of 8 cannot be copied in 16-byte pieces: its
@@ -714,14 +723,27 @@ static void store_oct(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef a,
     LLVMValueRef idx = add(m, mul(m, row, m->N), col);
     LLVMValueRef row_ok = ult(m, row, m->M);
     LLVMValueRef full = and1(m, row_ok, LLVMBuildICmp(B, LLVMIntULE, add(m, col, i64c(m, 8)), m->N, ""));
-    LLVMBasicBlockRef vec = new_block(m, "st16"), part = new_block(m, "st_part"), done = new_block(m, "st_done");
-    LLVMBuildCondBr(B, and1(m, n16, full), vec, part);
+    LLVMBasicBlockRef vec = new_block(m, "st16"), notvec = new_block(m, "st_notvec");
+    LLVMBasicBlockRef inside = new_block(m, "st_inside"), part = new_block(m, "st_part");
+    LLVMBasicBlockRef done = new_block(m, "st_done");
+    LLVMBuildCondBr(B, and1(m, n16, full), vec, notvec);
     LLVMPositionBuilderAtEnd(B, vec);
     LLVMTypeRef v2 = LLVMVectorType(g->t_i64, 2);
     LLVMValueRef v = LLVMBuildInsertElement(B, LLVMGetUndef(v2), a, i32c(m, 0), "");
     v = LLVMBuildInsertElement(B, v, b, i32c(m, 1), "");
     LLVMValueRef st = LLVMBuildStore(B, v, cg_gep(g, g->t_i16, m->out, idx));
     LLVMSetAlignment(st, 16);
+    LLVMBuildBr(B, done);
+    /* rows not 16-byte aligned (N not a multiple of 8): all 8 inside takes one branch */
+    LLVMPositionBuilderAtEnd(B, notvec);
+    LLVMBuildCondBr(B, full, inside, part);
+    LLVMPositionBuilderAtEnd(B, inside);
+    for (int e = 0; e < 8; e++) {
+        LLVMValueRef w = e < 4 ? a : b;
+        LLVMValueRef h = LLVMBuildTrunc(B, LLVMBuildLShr(B, w, i64c(m, 16 * (e % 4)), ""), g->t_i16, "");
+        st = LLVMBuildStore(B, h, cg_gep(g, g->t_i16, m->out, add(m, idx, i64c(m, e))));
+        LLVMSetAlignment(st, 2);
+    }
     LLVMBuildBr(B, done);
     LLVMPositionBuilderAtEnd(B, part);
     for (int e = 0; e < 8; e++) {

@@ -399,11 +399,16 @@ tir_status tir_rt_tensor_map(tir_rt *rt, void *map, tir_dtype dt, int rank, tir_
     if (cdt < 0 || sw < 0 || rank < 1 || rank > 5)
         return tir_diag_set(d, TIR_ERR_UNSUPPORTED, NULL, (tir_loc){0, 0},
                             "tensor map: unsupported dtype, rank %d or swizzle %d", rank, swizzle);
+    /* an empty tensor has no view (and maybe no memory); kernels copy nothing from it */
+    for (int i = 0; i < rank; i++)
+        if (dims[i] < 1) {
+            memset(map, 0, 128);
+            return TIR_OK;
+        }
     uint64_t gd[5], gs[5];
     unsigned bx[5], one[5] = {1, 1, 1, 1, 1};
     for (int i = 0; i < rank; i++) {
-        /* an empty dim has no view; the kernel copies nothing from it, so any size >= 1 serves */
-        gd[i] = dims[i] < 1 ? 1 : (uint64_t)dims[i];
+        gd[i] = (uint64_t)dims[i];
         bx[i] = (unsigned)box[i];
         if (i > 0) {
             gs[i - 1] = (uint64_t)(strides[i] < 1 ? 1 : strides[i]) * es;

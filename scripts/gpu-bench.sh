@@ -41,17 +41,19 @@ cap() {
 copy=${TIR_COPY_GBPS:-3000}
 export TIR_SOURCE_DIR=$PWD
 
-# layer|file|function|bindings|peer section.metric (peers' keys are section.impl.metric; metric *:
-# every *_ms figure of the section, as peers_adamw.py's names are its own)
+# layer|file|function|bindings|peer section.metric|tirc bench flags (peers' keys are
+# section.impl.metric; metric *: every *_ms figure of the section, as peers_adamw.py's names are
+# its own). Cross-entropy and AdamW run with --donate: their arguments may be overwritten, as
+# Liger's cross-entropy (gradient in place of the logits) and PyTorch's AdamW (in place) do.
 layers=(
   "rmsnorm fwd|rmsnorm.tir|rmsnorm|N=16384|rmsnorm.fwd_ms"
   "rmsnorm fwd+bwd|rmsnorm.tir|rmsnorm_fwdbwd|N=16384|rmsnorm.fwdbwd_ms"
   "swiglu fwd|swiglu.tir|swiglu|N=16384|swiglu.fwd_ms"
   "swiglu fwd+bwd|swiglu.tir|swiglu_fwdbwd|N=16384|swiglu.fwdbwd_ms"
   "rope fwd q+k|rope.tir|rope|B=8,T=2048|rope.fwd_ms"
-  "cross-entropy fwd+bwd|cross_entropy.tir|cross_entropy_fwdbwd|N=8192|ce.fwdbwd_ms"
+  "cross-entropy fwd+bwd|cross_entropy.tir|cross_entropy_fwdbwd|N=8192|ce.fwdbwd_ms|--donate"
   "softmax|softmax.tir|softmax|N=8192|-"
-  "adamw step|adamw.tir|adamw_step||adamw.step_ms"
+  "adamw step|adamw.tir|adamw_step||adamw.step_ms|--donate"
 )
 
 if [ ! -x "$build/tirc" ]; then
@@ -79,7 +81,7 @@ fi
 
 : >"$logs/tir.tsv"
 for L in "${layers[@]}"; do
-  IFS='|' read -r name file func binds peer <<<"$L"
+  IFS='|' read -r name file func binds peer flags <<<"$L"
   [ -n "$only" ] && [[ "$name $func" != *"$only"* ]] && continue
   [ -f "benchmarks/$file" ] || { echo "-- $name: benchmarks/$file missing"; continue; }
   dims=()
@@ -93,7 +95,8 @@ for L in "${layers[@]}"; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$file" "$func" "$binds" "$peer" "budget" >>"$logs/tir.tsv"
     continue
   fi
-  timeout "$lim" "$build/tirc" bench "benchmarks/$file" --func "$func" "${dims[@]}" --iters "$iters" \
+  # shellcheck disable=SC2086 # flags: words
+  timeout "$lim" "$build/tirc" bench "benchmarks/$file" --func "$func" "${dims[@]}" $flags --iters "$iters" \
     --copy-gbps "$copy" --json "$logs/$func.json" >"$logs/$func.log" 2>&1
   rc=$?
   tail -4 "$logs/$func.log"
@@ -125,23 +128,29 @@ def nbytes(types, binds):
     return total
 
 peers = {}  # section.metric -> {impl: ms}
+pmem = {}   # section -> torch.compile's (AdamW: fused's) peak GiB above the inputs
 if os.path.exists(f"{logs}/peers.txt"):
     for line in open(f"{logs}/peers.txt"):
         m = re.match(r"^([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z0-9_]+_ms):\s*([0-9.eE+-]+)\s*$", line.strip())
         if m: peers.setdefault(f"{m.group(1)}.{m.group(3)}", {})[m.group(2)] = float(m.group(4))
+        m = re.match(r"^([a-z0-9_]+)\.(compile|fused)\.peak_GiB:\s*([0-9.eE+-]+)\s*$", line.strip())
+        if m: pmem[m.group(1)] = float(m.group(3))
 
 def cell(v, fmt="%.4f"): return fmt % v if v is not None else "-"
 
-hdr = ("layer", "tir ms", "kernels", "GB/s", "% copy", "compile ms", "eager ms", "Liger ms", "ratio")
+hdr = ("layer", "tir ms", "kernels", "GB/s", "% copy", "compile ms", "eager ms", "Liger ms", "ratio",
+       "tir GiB", "compile GiB")
 rows, notes = [], []
 for line in open(f"{logs}/tir.tsv"):
     name, file, func, binds, peer, rc = line.rstrip("\n").split("\t")
     b = dict(kv.split("=") for kv in binds.split(",") if kv)
     b = {k: int(v) for k, v in b.items()}
-    ms = kernels = gbs = pct = None
+    ms = kernels = gbs = pct = mem = None
     try:
         j = json.load(open(f"{logs}/{func}.json"))
         ms, kernels = j["total_us"] / 1e3, len(j["kernels"])
+        # memory beyond the arguments (the peers measure peak allocation above their inputs)
+        if "arena_bytes" in j: mem = (j["arena_bytes"] + j["result_bytes"]) / 2**30
         sig = signature(f"benchmarks/{file}", func)
         if sig and ms > 0:
             gbs = (nbytes(sig[0], b) + nbytes(sig[1], b)) / (ms * 1e-3) / 1e9
@@ -159,14 +168,16 @@ for line in open(f"{logs}/tir.tsv"):
     ratio = best / ms if best and ms else None
     rows.append((name, cell(ms), str(kernels) if kernels is not None else "-", cell(gbs, "%.0f"),
                  cell(pct, "%.1f%%"), cell(p.get("compile")), cell(p.get("eager")), cell(p.get("liger")),
-                 cell(ratio, "%.2fx")))
+                 cell(ratio, "%.2fx"), cell(mem, "%.2f"), cell(pmem.get(peer.split(".")[0]), "%.2f")))
 
 w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 out = []
 out.append("  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(hdr)))
 for r in rows: out.append("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
 out.append(f"GB/s: the layer's minimal traffic (arguments read once, results written once) over tir's time; "
-           f"% of a {copy:.0f} GB/s copy. ratio: the fastest peer's time / tir's (> 1: tir is faster).")
+           f"% of a {copy:.0f} GB/s copy. ratio: the fastest peer's time / tir's (> 1: tir is faster). "
+           f"GiB: device memory beyond the arguments (tir: arena + results not written over a donated "
+           f"argument, from the memory plan; torch: peak allocation above the inputs, fwd+bwd).")
 out += notes
 text = "\n".join(out)
 print("\n== summary  (logs: %s)\n%s" % (logs, text))

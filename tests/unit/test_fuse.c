@@ -555,6 +555,26 @@ START_TEST(test_fuse_across_rows) {
         ck_assert_int_eq(sched(f->ops[k], "sweeps")->u.i, 2);
     }
     ck_assert_int_eq(rows_k, 1);
+    /* the plan of that row kernel: max with the online sum riding on it, the keepdim duplicate
+     * of the sum, the target logit picked; the batch mean's two totals across rows */
+    for (int k = 0; k < f->nops; k++) {
+        const tir_attr_value *sw = tir_dict_get(tir_op_attr(f->ops[k], "schedule"), "online");
+        if (!sw || !sw->u.b) continue;
+        tir_row_plan plan;
+        ck_assert(tir_fused_row_plan(f->ops[k]->callee, true, &plan));
+        ck_assert_int_eq(plan.nsweeps, 1);
+        ck_assert_int_eq(plan.nonline, 1);
+        ck_assert_int_eq(plan.npick, 1);
+        ck_assert_int_eq(plan.ndup, 1);
+        ck_assert_int_eq(plan.ngrid, 2); /* the loss: sum of the row losses / targets not ignored */
+        ck_assert_int_eq(plan.nrowval, 2);
+        tir_fused_row_plan_free(&plan);
+        /* without the online sum, max and sum need two sweeps */
+        ck_assert(tir_fused_row_plan(f->ops[k]->callee, false, &plan));
+        ck_assert_int_eq(plan.nsweeps, 2);
+        ck_assert_int_eq(plan.nonline, 0);
+        tir_fused_row_plan_free(&plan);
+    }
     tir_module_free(m);
     /* a column sum over rows of a symbolic length cannot keep its partials in registers */
     m = fused_and_checked(src, "colsym", &b);

@@ -165,6 +165,8 @@ static void check_kernel(const kcase *kc, const char *arch, const tir_mma_config
     bool wg = cfg ? cfg->wgmma : strstr(k.ptx, "wgmma.mma_async") != NULL;
     if (wg) {
         ck_assert_msg(strstr(k.ptx, "wgmma.mma_async.sync.aligned.m64n") != NULL, "%s", what);
+        /* 16-byte stores of the exchanged 16-bit outputs */
+        ck_assert_msg(strstr(k.ptx, "st.global.v2.b64") != NULL, "%s: no 16-byte stores", what);
         /* cp.async writes through the generic proxy; the copy engine's through the async one */
         if (!tma) ck_assert_msg(strstr(k.ptx, "fence.proxy.async") != NULL, "%s", what);
     } else {
