@@ -47,7 +47,12 @@
  * across rows) one value or one per column, regions whose row reductions disagree on F or R,
  * a row reduction of a value reduced across rows. Rows of length 0 reduce to the identity (sum 0,
  * max -inf, min +inf, mean NaN), as in the interpreter, and their row-shaped results are written.
- * Buffers are assumed 16-byte aligned (the runtime's allocations are). */
+ * Buffers are assumed 16-byte aligned (the runtime's allocations are).
+ *
+ * In place: the kernel sets tir_kernel.inplace_ok for each operand read only at the element
+ * being written, by its writer, before the write (inplace_mask), and leaves those operands and
+ * the results that may take them plain pointers (mark_buffers); a one-hot pick of such an operand
+ * gets a barrier before the write sweep. */
 #include <stdio.h>
 
 #include "cg.h"
@@ -531,17 +536,112 @@ static void use_region_types(cg *g, const tir_func *R) {
         for (int j = 0; j < R->ops[i]->nout; j++) cg_use_type(g, &R->ops[i]->out[j]->type);
 }
 
-/* Every buffer parameter is noalias, operands also readonly: the runtime allocates each result
- * afresh for its launch and a region names each operand once, so no result overlaps anything
- * the kernel reads (two operands may share memory, which noalias allows for memory that is
- * only read). LLVM then reads operands with ld.global.nc and may move loads past stores. */
-static void mark_buffers(cg *g, int nin) {
+static bool same_layout(const tir_type *a, const tir_type *b) {
+    return cg_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
+}
+
+/* The value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
+static const tir_value *storage_of(const tir_value *v) {
+    while (v->def && v->def->code == TIR_OP_RESHAPE && v->def->nin == 1) v = v->def->in[0];
+    return v;
+}
+
+/* another operand of the fused op is a view of operand j's storage (or j of its): its reads of
+ * that memory go by its own indices, through a noalias read-only pointer */
+static bool shares_storage(const tir_op *fop, int j) {
+    for (int k = 0; k < fop->nin; k++)
+        if (k != j && storage_of(fop->in[k]) == storage_of(fop->in[j])) return true;
+    return false;
+}
+
+/* In place (codegen.h, tir_kernel.inplace_ok): bit j when a result of operand j's dims and
+ * element size may be written over operand j. That needs every element of j read only by the
+ * thread that writes the same element, before it writes it. Element c of a value over the
+ * iteration space `space` (the elementwise shape, or a row kernel's F) is computed only by the
+ * thread that owns c, in the sweep that writes c (row kernels: the stats sweeps read the same
+ * elements in the same thread, earlier; the write sweep evaluates every result of an element
+ * before its stores). So j qualifies when every value computed from it (forward, through
+ * members) is an elementwise op over `space` (no broadcast of it: that would read one element
+ * for many; no index map: that reads another element), a row reduction folded in a stats sweep,
+ * or a reduction across rows folded in the write sweep; and none of those values is a result
+ * written elsewhere than per element (excl: per-row results, or those written after every row
+ * by the last blocks). A reduction's value cuts the chain: it is known before the write sweep.
+ * The one exception is a one-hot pick, which reads A at the row's target from every thread of
+ * the row: allowed (its bit also set in *picks) when the caller puts a barrier between the picks
+ * and the write sweep. Clamped lanes and rows (past the row's end or the last row) read
+ * elements they do not own, but their values are masked out of everything stored. */
+static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const tir_type *space,
+                             const tir_row_plan *plan, const bool *excl, unsigned *picks) {
+    unsigned mask = 0;
+    *picks = 0;
+    bool *t = calloc((size_t)(R->nvalues > 0 ? R->nvalues : 1), sizeof *t);
+    if (!t) return 0; /* never in place: always correct */
+#define TAINT(v) ((v)->id >= 0 && (v)->id < R->nvalues && t[(v)->id])
+    for (int j = 0; j < fop->nin && j < R->nparams && j < 32; j++) {
+        const tir_value *p = R->params[j];
+        if (p->id < 0 || p->id >= R->nvalues || !cg_same_dims(&p->type, space) || shares_storage(fop, j)) continue;
+        /* some result written per element may take it, and none written otherwise could */
+        bool fits = false, other = false;
+        for (int r = 0; r < R->nres; r++) {
+            bool same = same_layout(&R->results[r]->type, &p->type);
+            if (excl && excl[r]) other |= same;
+            else fits |= same;
+        }
+        if (!fits || other) continue;
+        memset(t, 0, (size_t)R->nvalues * sizeof *t);
+        t[p->id] = true;
+        bool ok = true, pick = false;
+        for (int i = 0; i < R->nops && ok; i++) {
+            const tir_op *op = R->ops[i];
+            bool any = false;
+            for (int k = 0; k < op->nin; k++) any |= TAINT(op->in[k]);
+            if (!any) continue;
+            if (tir_op_is_elementwise(op->code)) {
+                ok = op->nout == 1 && cg_same_dims(&op->out[0]->type, space) && op->out[0]->id >= 0 &&
+                     op->out[0]->id < R->nvalues;
+                if (ok) t[op->out[0]->id] = true;
+                continue;
+            }
+            const tir_row_red *s = NULL;
+            for (int k = 0; plan && k < plan->nred && !s; k++)
+                if (plan->r[k].op == op) s = &plan->r[k];
+            if (!(tir_ops[op->code].flags & TIR_F_REDUCE) || !s) ok = false;
+            else if (s->kind == TIR_RR_GRID) ok = !s->rowval;
+            else if (s->kind == TIR_RR_PICK) {
+                ok = !(s->pick_idx && TAINT(s->pick_idx));
+                pick |= s->pick && TAINT(s->pick);
+            }
+        }
+        for (int r = 0; r < R->nres && ok; r++)
+            if (excl && excl[r] && TAINT(R->results[r])) ok = false;
+        if (!ok) continue;
+        mask |= 1u << j;
+        if (pick) *picks |= 1u << j;
+    }
+#undef TAINT
+    free(t);
+    return mask;
+}
+
+/* Buffers are noalias, operands also readonly: a region names each operand once, and a result
+ * has storage of its own (two operands may share memory, which noalias allows for memory that is
+ * only read). LLVM then reads operands with ld.global.nc and may move loads past stores. Not so
+ * for the operands that may be overwritten in place (inplace) and the results that may take
+ * them (those of an in-place operand's dims and element size): they stay plain pointers, so
+ * their loads are coherent and stay before the stores that may hit them. */
+static void mark_buffers(cg *g, const tir_op *fop, unsigned inplace) {
     unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
     unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
+    int nin = fop->nin;
     for (int i = 0; i < g->nbuf; i++) {
+        bool plain = i < nin && i < 32 && (inplace >> i & 1);
+        for (int j = 0; i >= nin && i < nin + fop->nout && j < nin && j < 32 && !plain; j++)
+            plain = (inplace >> j & 1) && same_layout(&fop->out[i - nin]->type, &fop->in[j]->type);
+        if (plain) continue;
         LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
         if (i < nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
     }
+    g->k->inplace_ok = inplace;
 }
 
 static int clamp_vec(int64_t v) {
@@ -564,8 +664,10 @@ static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, 
     f->vec = vec;
     use_region_types(g, R);
     cg_use_type(g, ot);
+    unsigned picks;
+    unsigned inplace = inplace_mask(fop, R, ot, NULL, NULL, &picks);
     cg_begin_kernel(g, name, fop->nin + fop->nout, CG_BLOCK);
-    mark_buffers(g, fop->nin);
+    mark_buffers(g, fop, inplace);
     LLVMBuilderRef B = g->B;
 
     // out is (D0, ..., Dr-1); thread i computes elements i*vec .. i*vec + vec-1 of every result
@@ -1265,8 +1367,13 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
 
     use_region_types(g, R);
     int nbuf = fop->nin + fop->nout + (gmode ? 1 : 0);
+    /* results not written per element by the element's owner: per row, or after every row */
+    bool *excl = calloc((size_t)R->nres, sizeof *excl);
+    for (int r = 0; excl && r < R->nres; r++) excl[r] = per_row[r] || gres[r];
+    unsigned picks = 0, inplace = excl ? inplace_mask(fop, R, F, &plan, excl, &picks) : 0;
+    free(excl);
     cg_begin_kernel(g, name, nbuf, threads);
-    mark_buffers(g, fop->nin);
+    mark_buffers(g, fop, inplace);
     if (gmode && g->k->params) g->k->params[nbuf - 1] = (tir_kparam){.kind = TIR_KP_WORKSPACE, .index = -1};
     B = g->B;
     rk.threads = threads;
@@ -1433,6 +1540,9 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
                 f->red[plan.r[i].op->out[0]->id] = f->red[plan.r[plan.r[i].of].op->out[0]->id];
     }
     free(sts);
+    /* a pick read an element of an operand the results may overwrite, from every thread of the
+     * row: every thread's pick is in before any thread's store */
+    if (picks & inplace) cg_barrier(g);
 
     // per-element results of the row: evaluated first, then stored under one guard
     bool any_full = false;

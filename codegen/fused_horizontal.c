@@ -26,6 +26,9 @@
  * v_p; results are written with one 16-byte store. Buffers are assumed 16-byte aligned (the
  * runtime's allocations are).
  *
+ * In place: an operand read only at the element being written, by the part whose results alone
+ * have its layout, may be overwritten (tir_kernel.inplace_ok; inplace_mask).
+ *
  * Not lowered (TIR_ERR_UNSUPPORTED; compile.c then runs the members one by one): reductions and
  * other ops that are not elementwise or index maps, ops with no scalar lowering. */
 #include <stdio.h>
@@ -473,6 +476,74 @@ static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, i
     return p;
 }
 
+static bool same_layout(const tir_type *a, const tir_type *b) {
+    return cg_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
+}
+
+/* The value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
+static const tir_value *storage_of(const tir_value *v) {
+    while (v->def && v->def->code == TIR_OP_RESHAPE && v->def->nin == 1) v = v->def->in[0];
+    return v;
+}
+
+/* another operand of the fused op is a view of operand j's storage (or j of its): its reads of
+ * that memory go by its own indices, through a noalias read-only pointer */
+static bool shares_storage(const tir_op *fop, int j) {
+    for (int k = 0; k < fop->nin; k++)
+        if (k != j && storage_of(fop->in[k]) == storage_of(fop->in[j])) return true;
+    return false;
+}
+
+/* In place (codegen.h, tir_kernel.inplace_ok): bit j when any result of operand j's dims and
+ * element size may be written over operand j. A part's vector is read and written by one thread,
+ * every result evaluated before the first store, so it holds when every value computed from j
+ * is an elementwise op over j's shape (no broadcast, no index map: element c is read only while
+ * element c is computed) and every result reached is of one part q; and every result of j's
+ * layout is of part q too: another part's blocks run in any order with q's, so such a result
+ * written over j could land before q's blocks read j. (Parts of one shape in one kernel, as an
+ * optimizer step's same-shaped tensors, so keep their operands; the mask also ends at 32
+ * operands: a per-result mask would lift both, see codegen.h.) */
+static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const part *p, int np) {
+    unsigned mask = 0;
+    bool *t = calloc((size_t)(R->nvalues > 0 ? R->nvalues : 1), sizeof *t);
+    int *rp = calloc((size_t)(R->nres > 0 ? R->nres : 1), sizeof *rp);
+    if (!t || !rp) {
+        free(t);
+        free(rp);
+        return 0; /* never in place: always correct */
+    }
+    for (int i = 0; i < np; i++)
+        for (int r = p[i].r0; r < p[i].r0 + p[i].nr && r < R->nres; r++) rp[r] = i;
+#define TAINT(v) ((v)->id >= 0 && (v)->id < R->nvalues && t[(v)->id])
+    for (int j = 0; j < fop->nin && j < R->nparams && j < 32; j++) {
+        const tir_value *pv = R->params[j];
+        if (pv->id < 0 || pv->id >= R->nvalues || shares_storage(fop, j)) continue;
+        memset(t, 0, (size_t)R->nvalues * sizeof *t);
+        t[pv->id] = true;
+        bool ok = true;
+        for (int i = 0; i < R->nops && ok; i++) {
+            const tir_op *op = R->ops[i];
+            bool any = false;
+            for (int k = 0; k < op->nin; k++) any |= TAINT(op->in[k]);
+            if (!any) continue;
+            ok = tir_op_is_elementwise(op->code) && op->nout == 1 && cg_same_dims(&op->out[0]->type, &pv->type) &&
+                 op->out[0]->id >= 0 && op->out[0]->id < R->nvalues;
+            if (ok) t[op->out[0]->id] = true;
+        }
+        int q = -1;
+        for (int r = 0; r < R->nres && ok; r++) {
+            if (!TAINT(R->results[r]) && !same_layout(&R->results[r]->type, &pv->type)) continue;
+            if (q < 0) q = rp[r];
+            ok = rp[r] == q && cg_same_dims(p[q].t, &pv->type);
+        }
+        if (ok && q >= 0) mask |= 1u << j;
+    }
+#undef TAINT
+    free(t);
+    free(rp);
+    return mask;
+}
+
 static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_attr_value *sched) {
     cg *g = f->g;
     const tir_func *R = tir_op_region(fop);
@@ -503,14 +574,23 @@ static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_at
         return cg_fail(g, TIR_ERR_UNSUPPORTED, "launch size overflows int64");
     }
     cg_begin_kernel(g, name, fop->nin + fop->nout, (int)block);
-    /* noalias + readonly operands (ld.global.nc): the runtime allocates every result afresh and
-     * a region names each operand once, so no result overlaps anything the kernel reads */
+    /* noalias + readonly operands (ld.global.nc): a region names each operand once and a result
+     * has storage of its own, so no result overlaps anything the kernel reads; except the
+     * operands that may be overwritten in place and the results that may take them (those of
+     * such an operand's layout): plain pointers, so their loads are coherent and stay before
+     * the stores that may hit them */
+    unsigned inplace = inplace_mask(fop, R, p, np);
     unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
     unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
     for (int i = 0; i < g->nbuf; i++) {
+        bool plain = i < fop->nin && i < 32 && (inplace >> i & 1);
+        for (int j = 0; i >= fop->nin && j < fop->nin && j < 32 && !plain; j++)
+            plain = (inplace >> j & 1) && same_layout(&fop->out[i - fop->nin]->type, &fop->in[j]->type);
+        if (plain) continue;
         LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
         if (i < fop->nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
     }
+    g->k->inplace_ok = inplace;
     LLVMBuilderRef B = g->B;
     /* offsets o_p: prefix sums of ceil(u_p / chunk) */
     LLVMValueRef o = cg_i64(g, 0);

@@ -3,7 +3,9 @@
  * out[z, M, N] = a[z, M, K] · b[z, K, N], where a is stored [.., M, K] (K-major) or, with
  * transpose_a, [.., K, M] (M-major); b is stored [.., K, N] (N-major) or, with transpose_b,
  * [.., N, K] (K-major); z runs over the broadcast batch dims. Operands are bf16 or f16, the
- * accumulators f32, the output the operands' dtype (rounded to nearest even once, at the end).
+ * accumulators f32, the output the operands' dtype (rounded to nearest even once, at the end);
+ * in a region, the operands may be 16-bit parameters widened to f32 (mm_dtype), and then the
+ * matmul's result is the f32 accumulator.
  *
  * Blocks and tiles. Block (pid, z) computes the bm x bn output tile (pid_m, pid_n), with pid
  * mapped to tiles in groups of group_m tile-rows so that blocks running together share A rows and
@@ -75,13 +77,46 @@ static bool wgmma_arch(const char *arch) {
     return arch_num(arch, &a) == 90 && a;
 }
 
-bool tir_matmul_mma_ok(const tir_op *op, const tir_codegen_options *opts) {
+static bool is16(tir_dtype t) { return t == TIR_BF16 || t == TIR_F16; }
+
+/* operand i of a matmul as a value of dtype t widened to f32: cast(p, dtype=f32) with p of t */
+static bool widened(const tir_value *v, tir_dtype *t) {
+    const tir_op *c = v->def;
+    if (!c || c->code != TIR_OP_CAST || c->nin != 1 || v->type.dtype != TIR_F32) return false;
+    *t = c->in[0]->type.dtype;
+    return is16(*t);
+}
+
+/* The 16-bit dtype op multiplies in: a bf16/f16 matmul with its output in that dtype, or, when
+ * wide_ok (inside a region, where the casts' operands are the kernel's buffers), an f32 matmul
+ * of two such values widened to f32 (linear's decomposition). The widened form is the same
+ * kernel: the 16-bit values are exact in f32, the tensor cores multiply them exactly and add in
+ * f32, and the f32 accumulator is the matmul's result (only the summation order differs, as for
+ * any matmul). */
+static bool mm_dtype(const tir_op *op, bool wide_ok, tir_dtype *dt) {
     if (!op || op->code != TIR_OP_MATMUL || op->nin != 2 || op->nout != 1) return false;
-    tir_dtype t = op->in[0]->type.dtype;
-    if (t != TIR_BF16 && t != TIR_F16) return false;
-    if (op->in[1]->type.dtype != t || op->out[0]->type.dtype != t) return false;
     if (op->in[0]->type.rank < 2 || op->in[1]->type.rank < 2) return false;
-    return arch_num(opts ? opts->arch : NULL, NULL) >= 80;
+    tir_dtype t = op->in[0]->type.dtype, t1;
+    if (is16(t)) {
+        *dt = t;
+        return op->in[1]->type.dtype == t && op->out[0]->type.dtype == t;
+    }
+    if (!wide_ok || op->out[0]->type.dtype != TIR_F32 || !widened(op->in[0], &t) ||
+        !widened(op->in[1], &t1) || t != t1)
+        return false;
+    *dt = t;
+    return true;
+}
+
+/* the value the kernel loads for operand i: the operand, or the 16-bit value it widens */
+static const tir_value *mm_src(const tir_op *op, int i) {
+    tir_dtype t;
+    return widened(op->in[i], &t) ? op->in[i]->def->in[0] : op->in[i];
+}
+
+bool tir_matmul_mma_ok(const tir_op *op, const tir_codegen_options *opts) {
+    tir_dtype t;
+    return mm_dtype(op, false, &t) && arch_num(opts ? opts->arch : NULL, NULL) >= 80;
 }
 
 static bool pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
@@ -163,25 +198,26 @@ static bool mult8(tir_context *ctx, const tir_dim *d) {
     return ctx && tir_dim_exact_div(ctx, d, tir_dim_const(ctx, 8)) != NULL;
 }
 
-bool tir_matmul_tma_ok(const tir_op *op, const char *arch) {
-    if (!wgmma_arch(arch) || !op || op->code != TIR_OP_MATMUL || op->nin != 2 || op->nout != 1)
-        return false;
-    tir_codegen_options o = {arch ? arch : "sm_90a", 2};
-    if (!tir_matmul_mma_ok(op, &o) || !op->out[0]->func || !op->out[0]->func->module) return false;
+static bool tma_ok(const tir_op *op, const char *arch, bool wide_ok) {
+    tir_dtype t;
+    if (!wgmma_arch(arch) || !mm_dtype(op, wide_ok, &t)) return false;
+    if (!op->out[0]->func || !op->out[0]->func->module) return false;
     tir_context *ctx = op->out[0]->func->module->ctx;
     const tir_type *ta = &op->in[0]->type, *tb = &op->in[1]->type;
     /* the contiguous dims: their length in bytes is every other dim's stride */
     return mult8(ctx, ta->dims[ta->rank - 1]) && mult8(ctx, tb->dims[tb->rank - 1]);
 }
 
-void tir_mma_pick_config_for(const tir_op *op, const char *arch, tir_mma_config *cfg) {
+bool tir_matmul_tma_ok(const tir_op *op, const char *arch) { return tma_ok(op, arch, false); }
+
+static void pick_config_for(const tir_op *op, const char *arch, bool wide_ok, tir_mma_config *cfg) {
     tir_mma_pick_config(op, cfg);
     const char *env = getenv("TIR_MATMUL_WGMMA");
     if (!wgmma_arch(arch) || (env && strcmp(env, "0") == 0) || small_problem(op)) return;
     int64_t M, N;
     op_mn(op, &M, &N);
     const char *tenv = getenv("TIR_MATMUL_TMA");
-    if (!(tenv && strcmp(tenv, "0") == 0) && tir_matmul_tma_ok(op, arch)) {
+    if (!(tenv && strcmp(tenv, "0") == 0) && tma_ok(op, arch, wide_ok)) {
         /* two consumer warpgroups of 64x256 each, fed by a producer warpgroup through 4 stages
          * of 48 KiB (CUTLASS's and ThunderKittens' choice for large bf16 problems) */
         *cfg = (tir_mma_config){.bm = 128, .bn = 256, .bk = 64, .warps_m = 2, .warps_n = 1,
@@ -195,6 +231,10 @@ void tir_mma_pick_config_for(const tir_op *op, const char *arch, tir_mma_config 
     if (N <= 1024 || M * N <= 2048 * 2048)
         *cfg = (tir_mma_config){.bm = 128, .bn = 128, .bk = 64, .warps_m = 2, .warps_n = 1,
                                 .stages = 4, .group_m = 8, .wgmma = true};
+}
+
+void tir_mma_pick_config_for(const tir_op *op, const char *arch, tir_mma_config *cfg) {
+    pick_config_for(op, arch, false, cfg);
 }
 
 /* ---------------------------------------------------------------- the kernel being built */
@@ -1399,9 +1439,29 @@ static void build_tma(mm *m, const tir_op *op, const char *name) {
  * before the one store. Every member is evaluated per output element in f32 (f64 for f64, ints
  * as in codegen/elementwise.c) and rounded at its own dtype, as the interpreter rounds: the
  * matmul's result itself is first rounded to its dtype (bf16), since that is what its readers
- * see. Parameters other than the matmul's operands are loaded at the element's coordinates,
- * broadcast (a bias [N], a residual [.., M, N], a scalar), and only for elements inside the
- * output, so no load leaves its buffer. */
+ * see; a widened matmul's result is f32, the accumulator itself. Casts of parameters are leaves:
+ * a widened operand's is done by the main loop (the tensor cores take the 16-bit values), a
+ * bias's is evaluated where an epilogue member reads it. Parameters other than the matmul's
+ * operands are loaded at the element's coordinates, broadcast (a bias [N], a residual
+ * [.., M, N], a scalar), and only for elements inside the output, so no load leaves its
+ * buffer. */
+
+/* v broadcasts to the output type ot (NumPy: aligned right, each dim equal or the constant 1) */
+static bool bcasts_to(const tir_type *v, const tir_type *ot) {
+    if (v->rank > ot->rank) return false;
+    for (int i = 0; i < v->rank; i++) {
+        const tir_dim *d = v->dims[v->rank - 1 - i], *o = ot->dims[ot->rank - 1 - i];
+        int64_t c;
+        if (d != o && !(tir_dim_is_const(d, &c) && c == 1)) return false;
+    }
+    return true;
+}
+
+/* a cast of a region parameter: a leaf of the region, computed where it is read (the widening
+ * of a matmul operand, loaded as 16 bits by the main loop; a bias's cast, in the epilogue) */
+static bool param_cast(const tir_value *v) {
+    return v->def && v->def->code == TIR_OP_CAST && v->def->nin == 1 && !v->def->in[0]->def;
+}
 
 /* the compute value of dtype dt for a result r, rounded as the interpreter rounds */
 static LLVMValueRef epi_round(cg *g, tir_dtype dt, LLVMValueRef r) {
@@ -1464,7 +1524,11 @@ static LLVMValueRef epi_eval(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValu
     for (int i = 0; i < r->nops && i < EPI_MAX_OPS; i++) {
         const tir_op *op = r->ops[i];
         if (op == m->mmop) {
+            /* a widened matmul's f32 result is the accumulator itself */
             val[i] = epi_round(g, op->out[0]->type.dtype, acc);
+        } else if (op->out[0] == m->mmop->in[0] || op->out[0] == m->mmop->in[1] ||
+                   (param_cast(op->out[0]) && !bcasts_to(&op->out[0]->type, &m->mmop->out[0]->type))) {
+            continue; /* a widened operand (the main loop's), or a cast no member reads */
         } else if (op->code == TIR_OP_FULL) {
             val[i] = epi_const(g, op->out[0]->type.dtype, tir_attr_float(op, "value", 0.0));
         } else {
@@ -1504,17 +1568,6 @@ static LLVMValueRef epi_eval(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValu
     return acc;
 }
 
-/* v broadcasts to the output type ot (NumPy: aligned right, each dim equal or the constant 1) */
-static bool bcasts_to(const tir_type *v, const tir_type *ot) {
-    if (v->rank > ot->rank) return false;
-    for (int i = 0; i < v->rank; i++) {
-        const tir_dim *d = v->dims[v->rank - 1 - i], *o = ot->dims[ot->rank - 1 - i];
-        int64_t c;
-        if (d != o && !(tir_dim_is_const(d, &c) && c == 1)) return false;
-    }
-    return true;
-}
-
 /* the region's matmul when its body is one the epilogue handles (see matmul_mma.h), else NULL
  * with the reason in why */
 static const tir_op *region_matmul(const tir_op *fop, char *why, size_t n) {
@@ -1523,23 +1576,31 @@ static const tir_op *region_matmul(const tir_op *fop, char *why, size_t n) {
     if (!r || fop->nout != 1 || r->nres != 1) NO("not a one-result fused region");
     if (r->nops > EPI_MAX_OPS) NO("more than %d members", EPI_MAX_OPS);
     const tir_op *mmop = NULL;
+    int imm = 0;
+    for (; imm < r->nops && !mmop; imm++)
+        if (r->ops[imm]->code == TIR_OP_MATMUL) mmop = r->ops[imm];
+    if (!mmop) NO("no matmul");
+    tir_dtype t16;
+    bool wide = !is16(mmop->in[0]->type.dtype);
+    if (wide ? !mm_dtype(mmop, true, &t16) || !param_cast(mmop->in[0]) || !param_cast(mmop->in[1])
+             : mmop->in[0]->def || mmop->in[1]->def)
+        NO("the matmul's operands must be region parameters (or their casts to f32 from one "
+           "16-bit dtype)");
     for (int i = 0; i < r->nops; i++) {
         const tir_op *op = r->ops[i];
-        if (op->code == TIR_OP_FULL) continue;
-        if (op->code == TIR_OP_MATMUL) {
-            if (mmop) NO("two matmuls");
-            if (op->in[0]->def || op->in[1]->def) NO("the matmul's operands must be region parameters");
-            mmop = op;
-            continue;
-        }
-        if (!mmop) NO("%s before the matmul", tir_ops[op->code].name);
-        if (!tir_op_is_elementwise(op->code) || op->nout != 1 || op->nin > 3)
-            NO("%s is not elementwise", tir_ops[op->code].name);
+        if (op->code == TIR_OP_FULL || op == mmop) continue;
+        if (op->code == TIR_OP_MATMUL) NO("two matmuls");
+        if (op->nout == 1 && param_cast(op->out[0])) continue; /* checked where it is read */
+        if (i < imm || !tir_op_is_elementwise(op->code))
+            NO("%s is not an epilogue member", tir_ops[op->code].name);
+        if (op->nout != 1 || op->nin > 3) NO("%s is not elementwise", tir_ops[op->code].name);
         if (!cg_same_dims(&op->out[0]->type, &mmop->out[0]->type))
             NO("%s does not have the matmul's output shape", tir_ops[op->code].name);
         for (int j = 0; j < op->nin; j++) {
             const tir_value *v = op->in[j];
-            if (!v->def) {
+            if (wide && (v == mmop->in[0] || v == mmop->in[1]))
+                NO("a widened operand of the matmul is read by the epilogue");
+            if (!v->def || param_cast(v)) {
                 if (!bcasts_to(&v->type, &mmop->out[0]->type))
                     NO("operand %d of %s does not broadcast to the output", j, tir_ops[op->code].name);
             } else if (v->def->code != TIR_OP_FULL && !cg_same_dims(&v->type, &mmop->out[0]->type)) {
@@ -1547,9 +1608,9 @@ static const tir_op *region_matmul(const tir_op *fop, char *why, size_t n) {
             }
         }
     }
-    if (!mmop) NO("no matmul");
     const tir_value *res = r->results[0];
-    if (!res->def || res->def->code == TIR_OP_FULL || !cg_same_dims(&res->type, &mmop->out[0]->type))
+    if (!res->def || res->def->code == TIR_OP_FULL || res == mmop->in[0] || res == mmop->in[1] ||
+        !cg_same_dims(&res->type, &mmop->out[0]->type))
         NO("the result is not the matmul's or an epilogue member's");
     return mmop;
 #undef NO
@@ -1564,22 +1625,22 @@ static tir_status gen(tir_context *ctx, const tir_op *op, const tir_op *fop, int
     out->init_from = -1;
     const char *arch = opts && opts->arch ? opts->arch : "sm_90a";
     int opt = opts ? opts->opt_level : 2;
-    tir_codegen_options o = {arch, opt};
     const tir_op *at = fop ? fop : op;
     const tir_module *mod = at->nout > 0 && at->out[0]->func ? at->out[0]->func->module : NULL;
-    if (!tir_matmul_mma_ok(op, &o))
+    tir_dtype dt16;
+    if (!mm_dtype(op, fop != NULL, &dt16) || arch_num(arch, NULL) < 80)
         return tir_diag_set(d, TIR_ERR_UNSUPPORTED, mod, at->loc,
                             "matmul_mma: needs a bf16/f16 matmul on sm_80 or newer (arch %s)", arch);
     mm *m = calloc(1, sizeof *m);
     if (!m) return tir_diag_set(d, TIR_ERR_OOM, mod, at->loc, "out of memory");
     if (cfg) m->c = *cfg;
-    else tir_mma_pick_config_for(op, arch, &m->c);
+    else pick_config_for(op, arch, fop != NULL, &m->c);
     char why[128];
     if (!tir_mma_config_valid(&m->c, why, sizeof why)) {
         free(m);
         return tir_diag_set(d, TIR_ERR_INVALID, mod, at->loc, "matmul_mma: bad tiling: %s", why);
     }
-    if (m->c.tma && !tir_matmul_tma_ok(op, arch)) {
+    if (m->c.tma && !tma_ok(op, arch, fop != NULL)) {
         free(m);
         return tir_diag_set(d, TIR_ERR_INVALID, mod, at->loc,
                             "matmul_mma: the TMA kernel needs sm_90a and operands whose rows are "
@@ -1590,14 +1651,14 @@ static tir_status gen(tir_context *ctx, const tir_op *op, const tir_op *fop, int
         return tir_diag_set(d, TIR_ERR_INVALID, mod, at->loc,
                             "matmul_mma: wgmma needs sm_90a, not %s", arch);
     }
-    m->dt = op->in[0]->type.dtype;
+    m->dt = dt16;
     m->odt = op->out[0]->type.dtype;
     m->ia = 0, m->ib = 1, m->io = 2, m->nbuf = 3;
     if (fop) {
         m->rg = tir_op_region(fop);
         m->mmop = op;
-        m->ia = op->in[0]->index;
-        m->ib = op->in[1]->index;
+        m->ia = mm_src(op, 0)->index;
+        m->ib = mm_src(op, 1)->index;
         m->io = fop->nin;
         m->nbuf = fop->nin + 1;
         m->odt = m->rg->results[0]->type.dtype;
@@ -1643,7 +1704,7 @@ tir_status tir_region_mma_config(const tir_op *fop, const char *arch, tir_mma_co
     if (!mmop)
         return tir_diag_set(d, TIR_ERR_UNSUPPORTED, mod, fop ? fop->loc : (tir_loc){0, 0},
                             "matmul region: %s", fop ? why : "no op");
-    tir_mma_pick_config_for(mmop, arch, cfg);
+    pick_config_for(mmop, arch, true, cfg);
     const tir_attr_value *sch = tir_op_attr(fop, "schedule");
     static const char *const ikeys[] = {"bm", "bn", "bk", "warps_m", "warps_n", "stages", "group_m"};
     int *ifields[] = {&cfg->bm, &cfg->bn, &cfg->bk, &cfg->warps_m, &cfg->warps_n, &cfg->stages,
@@ -1662,11 +1723,11 @@ tir_status tir_region_mma_config(const tir_op *fop, const char *arch, tir_mma_co
     /* the TMA kernel where it applies, unless the schedule asks otherwise: it computes the
      * same tiles as the cp.async wgmma kernel with bk = 64, faster */
     cfg->tma = cfg->wgmma && cfg->bk == 64 && cfg->warps_m * cfg->warps_n <= 3 &&
-               tir_matmul_tma_ok(mmop, arch);
+               tma_ok(mmop, arch, true);
     if (tma && tma->kind == TIR_ATTR_BOOL) cfg->tma = tma->u.b && cfg->tma;
     if (!tir_mma_config_valid(cfg, why, sizeof why)) {
         /* a schedule written for another arch (wgmma tiles on sm_80): the picker's tiling */
-        tir_mma_pick_config_for(mmop, arch, cfg);
+        pick_config_for(mmop, arch, true, cfg);
     }
     return TIR_OK;
 }

@@ -68,7 +68,12 @@ tir_status tir_codegen_matmul_mma(tir_context *ctx, const tir_op *op, int id,
  * region parameters (full() constants may come first) followed by elementwise ops (unary,
  * binary, where, cast; full() constants) whose operands are the matmul's result, earlier
  * members, constants, or region parameters that broadcast to the matmul's output shape [.., M, N]
- * (a bias [N], a residual [.., M, N], a scalar); exactly one result, of the output shape. The
+ * (a bias [N], a residual [.., M, N], a scalar), or casts of such parameters; exactly one
+ * result, of the output shape. The matmul may also be an f32 matmul of widened operands:
+ * cast(p, dtype=f32) and cast(q, dtype=f32) of parameters p, q of one 16-bit dtype, read by
+ * nothing else (a bf16/f16 `linear` as decomposed): the kernel loads p and q as 16 bits (TMA and
+ * cp.async alike), multiplies them on the tensor cores in f32, and the f32 accumulator is the
+ * matmul's result (16-bit values are exact in f32; only the summation order differs). The
  * kernel applies the epilogue to each f32 accumulator before the single store, rounding each
  * member at its dtype as the interpreter does (the matmul's own result first, to its dtype).
  * Kernel parameters: the region's operands, then its result (TIR_KP_BUFFER indices as the fused

@@ -2,9 +2,9 @@
  * running a step on cuBLASLt (see exec_matmul.h).
  *
  * What a step is. A plain `matmul`, or a fused region with schedule kind="matmul" whose body is a
- * matmul of two region parameters followed by a chain of elementwise ops ending in its one
- * result. cuBLASLt runs the region whole when the chain is what its epilogue computes: optional
- * casts to f32 and back, multiplications or divisions by a scalar constant (Lt's alpha), then
+ * matmul of two region parameters (or of their widenings to f32, below) followed by a chain of
+ * elementwise ops ending in its one result. cuBLASLt runs the region whole when the chain is
+ * what its epilogue computes: optional casts to f32 and back, multiplications or divisions by a scalar constant (Lt's alpha), then
  * `add` of a bias (a parameter shaped [N], or [1, .., N], of the matmul's dtype: Lt's bias is
  * per output column), then relu or gelu(approximate="tanh") (Lt's GELU is the tanh form). Any other epilogue (a residual add, silu, erf-gelu, a scale, a cast to
  * another dtype) keeps tir's fused kernel: cuBLAS for the matmul and the epilogue as a second
@@ -13,6 +13,15 @@
  * Batch dims: Lt expresses a strided batch where each operand is either batched exactly like
  * the output or one matrix for all (stride 0); a partial broadcast ([B, 1] against [1, C]) stays
  * with tir. dtypes: bf16, f16, f32 (f64 stays with tir).
+ *
+ * Widened regions. A bf16/f16 `linear` decomposes to an f32 matmul of cast(x, dtype=f32) and
+ * cast(w, dtype=f32), and the tile pass puts those casts in the region. Such a region is a
+ * 16-bit GEMM whose f32 accumulator is the matmul's result: to cuBLASLt, A and B are the 16-bit
+ * parameters the casts read (the site's dtype is theirs), and when the chain ends in a cast back
+ * to that dtype, Lt's 16-bit GEMM with its epilogue computes the same thing (f32 compute, bias
+ * and activation in f32, one rounding at the output), so the region goes to Lt like any other.
+ * A widened region whose result stays f32 keeps tir's kernel ("the region's result is not the
+ * epilogue's end in bf16"): runtime/cublas.c's calls take one dtype for A, B and C.
  *
  * The rules (tir_mm_decide):
  *   - matmul=tir: tir's kernel, always.
@@ -36,8 +45,8 @@
  * which leading dims are 16-byte aligned, B transposed); cuBLASLt is chosen when its time is
  * below tir's by the margin (close calls stay with tir: no library, no workspace, and the kernel
  * is inspectable). The constants are one table (tir_mm_model_default); rows measured on the H100
- * are marked so, the rest are estimates to replace with `bench_matmul` numbers. Where tir's
- * kernel gets faster (the ≥ 90% of cuBLAS target), update tir_16 and the decisions follow.
+ * are marked so, the rest are estimates to replace with `bench_matmul` numbers. When tir's
+ * kernel gets faster or slower, update tir_16 and the decisions follow.
  *
  * The cuBLASLt call runs on the program's stream with the step's buffers (allocated and
  * poisoned by compile.c as for any kernel, so timing events and the memory plan see no
@@ -51,13 +60,16 @@
 #include "matmul_mma.h"
 #endif
 
-/* H100 80GB HBM3, cuBLASLt 13.1, benchmarks/RESULTS.md of 2026-11-22 */
+/* H100 80GB HBM3, cuBLASLt 13.1, benchmarks/RESULTS.md of 2026-11-22. The 16-bit rates of the
+ * large aligned shapes, TFLOP/s, tir's TMA kernel vs cuBLASLt: 4096^3 769 vs 729, 8192^3 789 vs
+ * 776, 8192x4096x14336 769 vs 790, 8192x2048x3072 730 vs 723, 8192x2048x2048 712 vs 676
+ * (0.97-1.05x): within the margin, so `auto` keeps them on tir. */
 const tir_mm_model tir_mm_model_default = {
     .device = "H100 80GB HBM3 (sm_90)",
-    .cublas_16 = 750,          /* measured: 749 (4096^3) .. 790 (8192^3); 664-684 at K = 2048 */
+    .cublas_16 = 739,          /* measured: the mean of the five shapes above (676-790) */
     .cublas_16_ragged_tb = 102, /* measured: 4001x4096 . 4096x4003, B transposed */
     .cublas_16_ragged = 157,   /* measured: 4095x4093 . 4093x4097 */
-    .tir_16 = 540,             /* measured: 538-582 on the large aligned shapes (0.69-0.74x) */
+    .tir_16 = 754,             /* measured: the mean of the five shapes above (712-789) */
     .tir_16_guarded = 64,      /* measured: 4095x4093 . 4093x4097, the default tiling */
     .cublas_f32 = 50,          /* estimate: SGEMM at ~75% of the 67 TFLOP/s f32 peak */
     .cublas_tf32 = 350,        /* estimate: half the bf16 rate */
@@ -151,6 +163,14 @@ static bool scalar_const(const tir_value *v, double *out) {
     return true;
 }
 
+/* v = cast(p, dtype=f32) of a bf16/f16 region parameter p: p, else NULL */
+static const tir_value *widened_param(const tir_value *v) {
+    const tir_op *c = v->def;
+    if (!c || c->code != TIR_OP_CAST || c->in[0]->def || v->type.dtype != TIR_F32) return NULL;
+    tir_dtype t = c->in[0]->type.dtype;
+    return t == TIR_BF16 || t == TIR_F16 ? c->in[0] : NULL;
+}
+
 /* The region's epilogue onto Lt's (bias, then relu or tanh-gelu), or why not. */
 static void read_region(const tir_op *fop, const tir_func *R, tir_mm_site *s) {
     const tir_op *mm = NULL;
@@ -165,19 +185,27 @@ static void read_region(const tir_op *fop, const tir_func *R, tir_mm_site *s) {
             mm = R->ops[i];
             imm = i;
         }
-    if (!mm || mm->in[0]->def || mm->in[1]->def || R->nres != 1 || fop->nout != 1) {
+    /* widened operands (a 16-bit linear as decomposed): the 16-bit parameters they cast */
+    const tir_value *pa = mm ? widened_param(mm->in[0]) : NULL, *pb = mm ? widened_param(mm->in[1]) : NULL;
+    bool wide = pa && pb && pa->type.dtype == pb->type.dtype && mm->out[0]->type.dtype == TIR_F32;
+    if (!wide) pa = mm ? mm->in[0] : NULL, pb = mm ? mm->in[1] : NULL;
+    if (!mm || pa->def || pb->def || R->nres != 1 || fop->nout != 1) {
         s->lt_ok = false;
         if (mm) read_matmul(mm, 0, 1, s);
         s->lt_ok = false;
         setf(s->why, sizeof s->why, "not a matmul of two region parameters with one result");
         return;
     }
-    read_matmul(mm, mm->in[0]->index, mm->in[1]->index, s);
+    read_matmul(mm, pa->index, pb->index, s);
+    /* a 16-bit GEMM whose f32 accumulator is the matmul's result: what Lt computes for A, B and
+     * C in the 16-bit dtype (f32 compute, the epilogue in f32, one rounding at the output), so
+     * the chain below must end in a cast back to that dtype */
+    if (wide) s->dtype = pa->type.dtype;
     char why[120];
     setf(why, sizeof why, "%s", s->why);
     bool ok = s->lt_ok;
     const tir_value *cur = mm->out[0];
-    tir_dtype dt = s->dtype;
+    tir_dtype dt = mm->out[0]->type.dtype;
     double sc;
     bool have_act = false;
     for (int i = 0; ok && i < R->nops; i++) {
@@ -382,25 +410,33 @@ static bool const_sizes(const tir_mm_site *s, tir_mm_sizes *z) {
     return true;
 }
 
+static const char *path_name(bool tma, bool wgmma) {
+    return tma ? "tma" : wgmma ? "wgmma" : "mma.sync";
+}
+
+/* tir's kernel for the step: the path (tma: the TMA warp-specialised kernel; wgmma: cp.async
+ * with wgmma; mma.sync) and the block tile; a widened region says so ("bf16->f32") */
 static void describe_tir(const tir_op *op, const tir_mm_site *s, const tir_kernel *k,
                          const char *arch, char *buf, size_t n) {
-    if (s->region) { /* the tiling passes/tile.c recorded, which the fused kernel follows */
-        const tir_attr_value *sch = tir_op_attr(op, "schedule");
-        int64_t v[6] = {0, 0, 0, 0, 0, 1};
-        static const char *keys[6] = {"bm", "bn", "bk", "stages", "wgmma", "split_k"};
-        for (int i = 0; i < 6; i++) {
-            const tir_attr_value *e = tir_dict_get(sch, keys[i]);
-            if (e && e->kind == TIR_ATTR_INT) v[i] = e->u.i;
-            else if (e && e->kind == TIR_ATTR_BOOL) v[i] = e->u.b;
-        }
+    if (s->region) {
         const tir_func *R = tir_op_region(op);
         const char *epi = R && R->nops > 1 ? " +epilogue" : "";
-        char split[24] = "";
-        if (v[5] > 1) setf(split, sizeof split, " split-K %lld", (long long)v[5]);
-        if (v[0] > 0 && v[1] > 0 && v[2] > 0)
-            setf(buf, n, "tir %s %lldx%lldx%lld s%lld%s%s", v[4] ? "wgmma" : "mma.sync",
-                 (long long)v[0], (long long)v[1], (long long)v[2], (long long)v[3], split, epi);
-        else setf(buf, n, "tir fused kernel %s", k ? k->name : "");
+        char wide[24] = "";
+        const tir_op *mm = NULL;
+        for (int i = 0; R && i < R->nops && !mm; i++)
+            if (R->ops[i]->code == TIR_OP_MATMUL) mm = R->ops[i];
+        if (mm && mm->out[0]->type.dtype == TIR_F32 && s->dtype != TIR_F32)
+            setf(wide, sizeof wide, " %s->f32", tir_dtype_name(s->dtype));
+#ifdef TIR_WITH_LLVM
+        /* the tiling the fused kernel was built with (the schedule's, checked for the arch) */
+        tir_mma_config cfg;
+        if (k && k->ptx && tir_region_mma_config(op, arch, &cfg, NULL) == TIR_OK) {
+            setf(buf, n, "tir %s %dx%dx%d s%d%s%s", path_name(cfg.tma, cfg.wgmma), cfg.bm, cfg.bn,
+                 cfg.bk, cfg.stages, wide, epi);
+            return;
+        }
+#endif
+        setf(buf, n, "tir fused kernel %s%s", k ? k->name : "", wide);
         return;
     }
 #ifdef TIR_WITH_LLVM
@@ -408,13 +444,12 @@ static void describe_tir(const tir_op *op, const tir_mm_site *s, const tir_kerne
     if (tir_matmul_mma_ok(op, &cg)) {
         tir_mma_config cfg;
         tir_mma_pick_config_for(op, arch, &cfg);
-        setf(buf, n, "tir %s %dx%dx%d s%d", cfg.wgmma ? "wgmma" : "mma.sync", cfg.bm, cfg.bn,
-             cfg.bk, cfg.stages);
+        setf(buf, n, "tir %s %dx%dx%d s%d", path_name(cfg.tma, cfg.wgmma), cfg.bm, cfg.bn, cfg.bk,
+             cfg.stages);
         return;
     }
 #else
-    (void)op;
-    (void)arch;
+    (void)k;
 #endif
     setf(buf, n, "tir SIMT %s", tir_dtype_name(s->dtype));
 }

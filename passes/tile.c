@@ -1,10 +1,12 @@
 /* tile.c: gives every tensor-core matmul its tiling and its epilogue. Each `matmul` whose
- * operands are 16-bit floats (bf16, f16: the operands the tensor-core template takes) becomes a
- * fused region holding the matmul and the elementwise ops that finish its output (bias add,
- * activation, residual add, scaling, the output cast), with the schedule
+ * operands are 16-bit floats (bf16, f16: the operands the tensor-core template takes), or 16-bit
+ * floats widened to f32 (below), becomes a fused region holding the matmul and the elementwise
+ * ops that finish its output (bias add, activation, residual add, scaling, the output cast),
+ * with the schedule
  *   {kind="matmul", bm, bn, bk, warps_m, warps_n, stages, group_m, wgmma, split_k}
- * that the code generator follows (docs/tir.md §11.1). Runs after decompose and cleanup, before
- * fuse, so that fuse never claims the epilogue for an elementwise kernel of its own.
+ * that the code generator follows (docs/tir.md §11.1); split_k is always 1 (below). Runs after
+ * decompose and cleanup, before fuse, so that fuse never claims the epilogue for an elementwise
+ * kernel of its own.
  *
  * requires: a verified module, normally after decompose and cleanup (no composites).
  * maintains: signatures and results; the meaning of every value, bit for bit (the same ops run in
@@ -22,17 +24,29 @@
  * and read) stops the chain there, since it has to be materialised anyway. The region is emitted
  * where its last member was, where every operand is already defined.
  *
- * f32/f64 matmuls are left alone: the only kernel for them is the SIMT one without an epilogue,
- * and a region its code generator refuses runs member by member (compiler/compile.c), which is
- * more kernels than a plain matmul followed by fuse's one elementwise kernel. (A bf16 `linear`
- * decomposes to an f32 matmul of widened operands, so it is not tiled yet either.)
+ * Widened operands. A bf16/f16 `linear` decomposes (ir/composite.c) to an f32 matmul of
+ * cast(x, dtype=f32) and cast(w, dtype=f32), "compute in f32, round once". Such a matmul (both
+ * operands casts to f32 of one 16-bit dtype) is tiled too: the 16-bit tensor-core kernel gives
+ * the same values (16-bit values are exact in f32, the MMA multiplies them exactly and adds in
+ * f32; only the summation order differs, as for any matmul) and keeps the f32 accumulator as the
+ * matmul's result. The two casts are copied into the region (a copy per region that reads them;
+ * the one outside is dropped when nothing else reads it), so the kernel reads the 16-bit values;
+ * an epilogue operand that is a cast and broadcasts to the output (the bias's cast to f32) is
+ * copied in the same way. An epilogue chain does not take in a widening cast that a matmul reads
+ * (the next linear's input cast): it stays outside, for that matmul's region to copy in.
+ *
+ * Other f32/f64 matmuls are left alone: the only kernel for them is the SIMT one without an
+ * epilogue, and a region its code generator refuses runs member by member (compiler/compile.c),
+ * which is more kernels than a plain matmul followed by fuse's one elementwise kernel.
  *
  * The tiling mirrors codegen/matmul_mma.c's tir_mma_pick_config_for rather than calling it:
  * passes/ may not depend on codegen/, and the choice is a pure function of the shape class that
  * belongs with the pass that records it (tir_tile_pick, unit-tested in tests/unit/test_tile.c).
  * The schedule names sm_90a's choice (wgmma); a code generator for another arch keeps the block
- * tile and uses mma.sync. Split-K is chosen when K is long and the output has too few tiles to
- * fill the GPU; it changes only the order of the f32 accumulation. */
+ * tile and uses mma.sync. split_k is always 1 for now: the heuristic that would split K when K
+ * is long and the output has too few tiles to fill the GPU is kept, disabled (TILE_SPLIT_K),
+ * until the code generator has a split-K kernel, since a region it declines runs member by
+ * member; a region must never fall back because of a key this pass chose. */
 #include <stdio.h>
 
 #include "passes.h"
@@ -40,6 +54,10 @@
 
 /* H100's SM count: the number of blocks one wave of a kernel needs (sm_90a is the default target) */
 #define TILE_SMS 132
+/* Split-K is off: tir_codegen_matmul_region has no split-K kernel yet and declines a region
+ * with split_k > 1 (its members would then run one by one, 3-5 kernels), so the pass records
+ * split_k=1 everywhere. Set to 1 with a split-K kernel to bring back the heuristic below. */
+#define TILE_SPLIT_K 0
 /* symbolic sizes are taken as large (as codegen/matmul_mma.c does), so they never pick split-K */
 #define TILE_BIG 4096
 /* sizes beyond this are all "large" to the heuristic; clamping keeps its products in range */
@@ -67,10 +85,11 @@ void tir_tile_pick(int64_t batch, int64_t M, int64_t N, int64_t K, tir_tile_conf
         *cfg = (tir_tile_config){.bm = 128, .bn = 256, .bk = 64, .warps_m = 2, .warps_n = 1,
                                  .stages = 4, .group_m = 8, .wgmma = true, .split_k = 1};
     }
-    /* too few output tiles for one wave and a long K: split K across blocks until the GPU is
-     * full, keeping at least 1024 of K per split so that each block's pipeline fills */
+    /* (disabled, TILE_SPLIT_K) too few output tiles for one wave and a long K: split K across
+     * blocks until the GPU is full, keeping at least 1024 of K per split so that each block's
+     * pipeline fills */
     int64_t tiles = cdiv(M, cfg->bm) * cdiv(N, cfg->bn) * batch;
-    if (!kknown || K < 4096) return;
+    if (!TILE_SPLIT_K || !kknown || K < 4096) return;
     while (tiles * cfg->split_k < TILE_SMS && cfg->split_k < 16 && K / (2 * cfg->split_k) >= 1024)
         cfg->split_k *= 2;
 }
@@ -94,22 +113,46 @@ static void pick_for(const tir_op *op, tir_tile_config *cfg) {
 
 /* ------------------------------------------------------------------ the analysis */
 
-static bool tiled_matmul(const tir_op *op) {
-    if (op->code != TIR_OP_MATMUL) return false;
-    tir_dtype t = op->in[0]->type.dtype;
-    return t == TIR_BF16 || t == TIR_F16;
+static bool is16(tir_dtype t) { return t == TIR_BF16 || t == TIR_F16; }
+
+/* v = cast(p, dtype=f32) with p a 16-bit float: the 16-bit dtype, else TIR_F32 (none) */
+static tir_dtype widened_from(const tir_value *v) {
+    const tir_op *c = v->def;
+    if (!c || c->code != TIR_OP_CAST || v->type.dtype != TIR_F32 || !is16(c->in[0]->type.dtype))
+        return TIR_F32;
+    return c->in[0]->type.dtype;
+}
+
+/* an f32 matmul of two 16-bit values of one dtype widened to f32 (linear's decomposition) */
+static bool widened_matmul(const tir_op *op) {
+    if (op->code != TIR_OP_MATMUL || op->out[0]->type.dtype != TIR_F32) return false;
+    tir_dtype a = widened_from(op->in[0]);
+    return a != TIR_F32 && a == widened_from(op->in[1]);
 }
 
 static bool is_const_op(const tir_op *op) { return op->code == TIR_OP_FULL; }
 
+/* v broadcasts to S (aligned right, each dim equal or the constant 1): a bias, a residual */
+static bool bcasts_to(const tir_type *v, const tir_type *S) {
+    if (v->rank > S->rank) return false;
+    for (int i = 0; i < v->rank; i++) {
+        const tir_dim *d = v->dims[v->rank - 1 - i];
+        int64_t c;
+        if (d != S->dims[S->rank - 1 - i] && !(tir_dim_is_const(d, &c) && c == 1)) return false;
+    }
+    return true;
+}
+
 typedef struct ta {
     const tir_func *f;
+    tir_op *const *ops; /* f's ops as analysed (the rewrite's old list once it begins) */
     int n;
     tir_vmap idx;    /* op -> index + 1 */
     int *nuse;       /* per op: how many ops read its result */
     int *user;       /* per op: its reader when there is exactly one */
     bool *ret;       /* per op: its result is returned */
-    bool *absorbed;  /* per op: a full() read only by region members (copied into them) */
+    bool *absorbed;  /* per op: a full() or cast read only by region members (copied into them) */
+    bool *feeds_mm;  /* per op: its result is an operand of a matmul */
     int *region;     /* per op: the region it belongs to, or -1 */
     int nr;
     int *first, *last; /* per region: its matmul, its last member */
@@ -127,6 +170,7 @@ static void ta_free(ta *a) {
     free(a->user);
     free(a->ret);
     free(a->absorbed);
+    free(a->feeds_mm);
     free(a->region);
     free(a->first);
     free(a->last);
@@ -136,6 +180,9 @@ static void ta_free(ta *a) {
 static bool joins(const ta *a, int k, const tir_type *S) {
     const tir_op *op = a->f->ops[k];
     if (!tir_op_is_elementwise(op->code) || op->nout != 1 || a->region[k] >= 0) return false;
+    /* a widening of a 16-bit value that a matmul reads stays outside: that matmul's region takes
+     * the cast (and its 16-bit operand) in, and this one yields the narrower value */
+    if (a->feeds_mm[k] && widened_from(op->out[0]) != TIR_F32) return false;
     const tir_type *t = &op->out[0]->type;
     if (t->rank != S->rank) return false;
     for (int i = 0; i < S->rank; i++)
@@ -143,6 +190,19 @@ static bool joins(const ta *a, int k, const tir_type *S) {
     /* its other operands need no check: nothing outside reads a member but the last of its
      * region, so they are plain values or other regions' results, all defined before op k */
     return true;
+}
+
+/* the cast op k (outside every region) is copied into the region of its reader c: as an operand
+ * of a widened matmul (the code generator loads the 16-bit value and widens it on the tensor
+ * cores), or as an epilogue operand that broadcasts to the output (a bias's cast: the epilogue
+ * loads the narrower value) */
+static bool copied_cast(const ta *a, int k, int c) {
+    const tir_op *op = a->ops[k];
+    int r = a->region[c];
+    if (op->code != TIR_OP_CAST || a->region[k] >= 0 || r < 0) return false;
+    const tir_op *mm = a->ops[a->first[r]];
+    if (c == a->first[r]) return widened_matmul(mm);
+    return bcasts_to(&op->out[0]->type, &mm->out[0]->type);
 }
 
 /* a full() whose every reader is an epilogue member is copied into those regions and dropped;
@@ -162,16 +222,20 @@ static bool absorbed_const(const ta *a, int k) {
 static bool analyse(ta *a, const tir_func *f) {
     memset(a, 0, sizeof *a);
     a->f = f;
+    a->ops = f->ops;
     int n = a->n = f->nops;
     size_t sz = (size_t)(n ? n : 1);
     a->nuse = calloc(sz, sizeof *a->nuse);
     a->user = malloc(sz * sizeof *a->user);
     a->ret = calloc(sz, sizeof *a->ret);
     a->absorbed = calloc(sz, sizeof *a->absorbed);
+    a->feeds_mm = calloc(sz, sizeof *a->feeds_mm);
     a->region = malloc(sz * sizeof *a->region);
     a->first = malloc(sz * sizeof *a->first);
     a->last = malloc(sz * sizeof *a->last);
-    if (!a->nuse || !a->user || !a->ret || !a->absorbed || !a->region || !a->first || !a->last) return false;
+    if (!a->nuse || !a->user || !a->ret || !a->absorbed || !a->feeds_mm || !a->region ||
+        !a->first || !a->last)
+        return false;
     for (int k = 0; k < n; k++) {
         a->region[k] = -1;
         a->user[k] = -1;
@@ -185,6 +249,10 @@ static bool analyse(ta *a, const tir_func *f) {
             a->nuse[p]++;
             a->user[p] = k;
         }
+        for (int j = 0; op->code == TIR_OP_MATMUL && j < op->nin; j++) {
+            int p = def_of(a, op->in[j]);
+            if (p >= 0) a->feeds_mm[p] = true;
+        }
     }
     for (int i = 0; i < f->nres; i++) {
         int p = def_of(a, f->results[i]);
@@ -192,7 +260,11 @@ static bool analyse(ta *a, const tir_func *f) {
     }
     for (int k = 0; k < n; k++) {
         const tir_op *mm = f->ops[k];
-        if (!tiled_matmul(mm) || a->region[k] >= 0) continue;
+        if (mm->code != TIR_OP_MATMUL || a->region[k] >= 0) continue;
+        /* a widened matmul's casts must be free to copy in (not yielded by an earlier region) */
+        int c0 = def_of(a, mm->in[0]), c1 = def_of(a, mm->in[1]);
+        bool wide = widened_matmul(mm) && c0 >= 0 && c1 >= 0 && a->region[c0] < 0 && a->region[c1] < 0;
+        if (!is16(mm->in[0]->type.dtype) && !wide) continue;
         int r = a->nr++;
         a->first[r] = a->last[r] = k;
         a->region[k] = r;
@@ -205,6 +277,19 @@ static bool analyse(ta *a, const tir_func *f) {
         }
     }
     for (int k = 0; a->nr > 0 && k < n; k++) a->absorbed[k] = absorbed_const(a, k);
+    /* a cast every reader copies in is dropped: keep[] marks the others */
+    bool *keep = calloc(sz, sizeof *keep);
+    if (!keep) return false;
+    for (int c = 0; a->nr > 0 && c < n; c++)
+        for (int j = 0; j < f->ops[c]->nin; j++) {
+            int p = def_of(a, f->ops[c]->in[j]);
+            if (p >= 0 && !copied_cast(a, p, c)) keep[p] = true;
+        }
+    for (int k = 0; a->nr > 0 && k < n; k++)
+        if (f->ops[k]->code == TIR_OP_CAST && a->region[k] < 0 && a->nuse[k] > 0 && !a->ret[k] &&
+            !keep[k])
+            a->absorbed[k] = true;
+    free(keep);
     return true;
 }
 
@@ -240,14 +325,38 @@ static bool names_init(names *nm, const tir_module *m) {
     return true;
 }
 
+/* the region parameters: outer[i] (the outside value) is the fused op's operand i */
+typedef struct params {
+    tir_value **outer;
+    int n, cap;
+} params;
+
+/* v's parameter in R (added on first use), through map; NULL on OOM */
+static tir_value *param_of(tir_rw *rw, tir_func *R, tir_vmap *map, params *ps, tir_value *v,
+                           tir_loc loc) {
+    tir_value *p = tir_vmap_get(map, v);
+    if (p) return p;
+    if (ps->n == ps->cap) {
+        int nc = ps->cap ? 2 * ps->cap : 8;
+        tir_value **no = realloc(ps->outer, (size_t)nc * sizeof *no);
+        if (!no) return NULL;
+        ps->outer = no;
+        ps->cap = nc;
+    }
+    p = tir_func_add_param(R, v->name, &v->type, loc);
+    if (!p || !tir_vmap_put(map, v, p)) return NULL;
+    ps->outer[ps->n++] = tir_rw_get(rw, v);
+    return p;
+}
+
 static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_diag *d) {
     tir_func *f = rw->f;
     tir_module *m = f->module;
     const tir_op *mm = rw->old[a->first[r]];
     tir_status st = TIR_OK;
     tir_vmap map = {0};
-    int cap = 8, nin = 0;
-    tir_value **outer = malloc((size_t)cap * sizeof *outer), *tmp[8];
+    params ps = {0};
+    tir_value *tmp[8];
     char kname[64];
     for (;;) {
         snprintf(kname, sizeof kname, "matmul_%d", nm->next++);
@@ -255,7 +364,7 @@ static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_dia
     }
     const char *kn = tir_arena_strdup(m->arena, kname);
     tir_func *R = kn ? tir_region_new(f, kn, mm->loc) : NULL;
-    if (!outer || !kn || !R || !name_add(nm, kn)) goto oom;
+    if (!kn || !R || !name_add(nm, kn)) goto oom;
     for (int k = a->first[r]; k <= a->last[r] && st == TIR_OK; k++) {
         if (a->region[k] != r) continue;
         const tir_op *op = rw->old[k];
@@ -264,8 +373,23 @@ static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_dia
             break;
         }
         for (int j = 0; j < op->nin && st == TIR_OK; j++) {
-            tir_value *v = tir_vmap_get(&map, op->in[j]);
             int p = def_of(a, op->in[j]);
+            tir_value *v = NULL;
+            if (p >= 0 && copied_cast(a, p, k)) {
+                /* a fresh copy per reader, so that a widened operand is never also an epilogue
+                 * operand; its operand is a parameter, the form the code generator takes */
+                const tir_op *c = rw->old[p];
+                tir_value *src = param_of(rw, R, &map, &ps, c->in[0], op->loc);
+                if (!src) goto oom;
+                tir_op *cl = tir_rw_clone(R, c, &src, NULL, d);
+                if (!cl) {
+                    st = tir_rw_fail(d);
+                    break;
+                }
+                tmp[j] = cl->out[0];
+                continue;
+            }
+            v = tir_vmap_get(&map, op->in[j]);
             /* a constant the epilogue reads is free to recompute: copied in */
             if (!v && p >= 0 && is_const_op(rw->old[p]) && k != a->first[r]) {
                 tir_op *c = tir_rw_clone(R, rw->old[p], NULL, NULL, d);
@@ -277,14 +401,7 @@ static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_dia
                 v = c->out[0];
                 if (!tir_vmap_put(&map, op->in[j], v)) goto oom;
             } else if (!v) { /* a parameter: the outside value as the fused op's operand */
-                if (nin == cap) {
-                    tir_value **no = realloc(outer, (size_t)(cap *= 2) * sizeof *outer);
-                    if (!no) goto oom;
-                    outer = no;
-                }
-                v = tir_func_add_param(R, op->in[j]->name, &op->in[j]->type, op->loc);
-                if (!v || !tir_vmap_put(&map, op->in[j], v)) goto oom;
-                outer[nin++] = tir_rw_get(rw, op->in[j]);
+                if (!(v = param_of(rw, R, &map, &ps, op->in[j], op->loc))) goto oom;
             }
             tmp[j] = v;
         }
@@ -316,7 +433,7 @@ static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_dia
     };
     tir_attr_value attrs[2] = {tir_a_str("kernel", kn),
                                tir_a_dict(m, "schedule", (int)(sizeof sch / sizeof sch[0]), sch)};
-    tir_op *fo = tir_func_append_op(f, TIR_OP_FUSED, nin, outer, 2, attrs, R, mm->loc, d);
+    tir_op *fo = tir_func_append_op(f, TIR_OP_FUSED, ps.n, ps.outer, 2, attrs, R, mm->loc, d);
     if (!fo) {
         st = tir_rw_fail(d);
         goto out;
@@ -328,7 +445,7 @@ oom:
     st = tir_diag_set(d, TIR_ERR_OOM, m, mm->loc, "out of memory");
 out:
     tir_vmap_free(&map);
-    free(outer);
+    free(ps.outer);
     return st;
 }
 
@@ -344,6 +461,7 @@ static tir_status tile_func(tir_func *f, names *nm, tir_diag *d) {
     }
     tir_rw rw;
     tir_status st = tir_rw_begin(&rw, f, d);
+    a.ops = rw.old;
     for (int k = 0; k < a.n && st == TIR_OK; k++) {
         int r = a.region[k];
         if (r >= 0) {

@@ -25,19 +25,20 @@ has "kernels section" "$out" "== kernels of @probs (sm_90a), in launch order"
 matches "the row kernel with its schedule" "$out" "tir_softmax_0_0 +fused +block [0-9]+x1x1  schedule: kind=\"row\""
 matches "the matmul's tiling" "$out" "tir tiling: "
 # memory (N=4, f32): x 1024 B, w 16384 B, s 1024 B, y 1024 B. A host run copies x and w into the
-# arena (slots 0, 1); s needs a slot of its own (x is still read while s is made); y takes x's
-# slot, dead after softmax. Arena 1024 + 16384 + 1024 = 18432 B = 18.00 KiB; a buffer per value
-# would be 19456 B. On device tensors: arguments 17408 B stay the caller's, s in a 1024 B arena,
-# y allocated for the caller: 19.00 KiB.
+# arena (slots 0, 1); the softmax kernel reads each x only in the thread that writes that element
+# of s (codegen/fused.c's inplace_ok), so s is written over x, dead after softmax; y needs a slot
+# of its own (s is still read while y is made). Arena 1024 + 16384 + 1024 = 18432 B = 18.00 KiB; a
+# buffer per value would be 19456 B. On device tensors: arguments 17408 B stay the caller's, s in
+# a 1024 B arena, y allocated for the caller: 19.00 KiB; with x donated, s is written over it.
 has "plan header" "$out" "== memory plan (N=4)"
 matches "x copied into slot 0" "$out" "^  0 +arena \(%x copied in\) +0 +1024  "
 matches "w copied into slot 1" "$out" "^  1 +arena \(%w copied in\) +1024 +16384  "
-matches "s gets slot 2" "$out" "tir_softmax_0_0 +result 0 \(1024 B\) -> slot 2"
-matches "y reuses x's slot" "$out" "tir_matmul[a-z_]*_1 +result 0 \(1024 B\) -> slot 0"
-has "host peak" "$out" "host run (arguments copied into the arena): peak 18.00 KiB = arena 18.00 KiB + results 0 B + arguments 0 B; 0 in place, 1 reused (a buffer per value: 19.00 KiB; live at once at most: 18.00 KiB)"
+matches "s written over x" "$out" "tir_softmax_0_0 +result 0 \(1024 B\) -> slot 0 in place of operand 0"
+matches "y gets slot 2" "$out" "tir_matmul[a-z_]*_1 +result 0 \(1024 B\) -> slot 2"
+has "host peak" "$out" "host run (arguments copied into the arena): peak 18.00 KiB = arena 18.00 KiB + results 0 B + arguments 0 B; 1 in place, 0 reused (a buffer per value: 19.00 KiB; live at once at most: 18.00 KiB)"
 has "device peak" "$out" "device run (arguments in the caller's buffers): peak 19.00 KiB = arena 1.00 KiB + results 1.00 KiB + arguments 17.00 KiB"
 expect 0 "explain --donate" "$tirc" explain "$T/p.tir" --dim N=4 --donate
-has "donated device run" "$out" "device run, arguments donated: peak"
+has "donated device run" "$out" "device run, arguments donated: peak 18.00 KiB = arena 0 B + results 1.00 KiB + arguments 17.00 KiB; 1 in place"
 # without a binding: everything but the sizes
 expect 0 "explain without --dim" "$tirc" explain "$T/p.tir"
 has "says which symbol is unbound" "$out" "no sizes: cannot size f32[N, 64]: a symbol is unbound (bind it with --dim)"

@@ -6,7 +6,8 @@
  * streaming path), long rows (softmax at 32768, cross-entropy at 128256: one stats sweep with
  * the online max-sum, one write sweep), forward+backward programs whose losses and weight
  * gradients are reduced across rows inside the row kernel (RMSNorm y/dx/dw, SwiGLU, CE), with
- * outputs poisoned; results are compared by DESIGN §6's rule. One line per
+ * outputs poisoned, and device runs with donated arguments (results written in place of them:
+ * cross-entropy's dlogits over the logits); results are compared by DESIGN §6's rule. One line per
  * case, a table of kernel counts and `N passed, M failed` last. Links libtir only.
  *
  * usage: gpu_fused [--filter TEXT] [--quick]
@@ -172,11 +173,44 @@ static void report(bool ok, const char *label, const char *fmt, ...) {
 /* kernel counts per program (constant shapes), for the table at the end */
 static int nkernels[NPROGS];
 
-static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbolic) {
+/* Runs the program through tir_program_run_device with donate_args: results written in place
+ * of dead arguments (codegen/fused.c's inplace_ok: cross-entropy's dlogits over the logits) take
+ * their buffers. The reference was computed from the host arguments first; the device copies
+ * are what gets overwritten. Requires at least one result in place. */
+static bool run_donated(tir_program *p, int nargs, tir_tensor **args, int nres, tir_tensor **out, char *why,
+                        size_t n) {
+    tir_diag d;
+    tir_device_tensor *da[8] = {0}, *dr[8] = {0};
+    bool ok = true;
+    for (int i = 0; i < nargs && ok; i++)
+        if (tir_device_tensor_from_host(ctx, args[i], &da[i], &d) != TIR_OK) {
+            snprintf(why, n, "upload: %.400s", d.msg);
+            ok = false;
+        }
+    if (ok && tir_program_run_device(p, nargs, da, nres, dr, NULL, &d) != TIR_OK) {
+        snprintf(why, n, "gpu: %s: %.400s", tir_status_name(d.status), d.msg);
+        ok = false;
+    }
+    for (int i = 0; i < nres && ok; i++)
+        if (tir_device_tensor_to_host(dr[i], &out[i], &d) != TIR_OK) {
+            snprintf(why, n, "download: %.400s", d.msg);
+            ok = false;
+        }
+    const tir_mem_plan *pl = tir_program_last_plan(p, NULL);
+    if (ok && (!pl || pl->n_inplace < 1)) {
+        snprintf(why, n, "no result was written in place");
+        ok = false;
+    }
+    for (int i = 0; i < nargs; i++) tir_device_tensor_free(da[i]);
+    for (int i = 0; i < nres; i++) tir_device_tensor_free(dr[i]);
+    return ok;
+}
+
+static void run_case_as(int pi, const char *dt, int64_t rows, int64_t D, bool symbolic, bool donate) {
     const prog *pr = &progs[pi];
     char label[160];
-    snprintf(label, sizeof label, "%s %s %lldx%lld%s", pr->name, dt, (long long)rows, (long long)D,
-             symbolic ? " sym" : "");
+    snprintf(label, sizeof label, "%s %s %lldx%lld%s%s", pr->name, dt, (long long)rows, (long long)D,
+             symbolic ? " sym" : "", donate ? " donated" : "");
     if (filter && !strstr(label, filter)) return;
     char rs[32], ds[32], src[2048];
     snprintf(rs, sizeof rs, "%lld", (long long)rows);
@@ -196,6 +230,7 @@ static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbo
     tir_options o;
     tir_options_init(&o);
     o.poison = true;
+    o.donate_args = donate;
     if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
         report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
         goto out;
@@ -226,7 +261,13 @@ static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbo
         report(false, label, "interpreter: %s", d.msg);
         goto out;
     }
-    if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
+    if (donate) {
+        char why[512];
+        if (!run_donated(p, nargs, args, nres, out, why, sizeof why)) {
+            report(false, label, "%s", why);
+            goto out;
+        }
+    } else if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
         report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
         goto out;
     }
@@ -253,6 +294,10 @@ out:
     tir_program_free(p);
     tir_module_free(mref);
     tir_module_free(mgpu);
+}
+
+static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbolic) {
+    run_case_as(pi, dt, rows, D, symbolic, false);
 }
 
 int main(int argc, char **argv) {
@@ -332,6 +377,24 @@ int main(int argc, char **argv) {
             run_case(pi, "bf16", 5, 128256, false);
             run_case(pi, "bf16", 3, 50257, true);
             if (!quick) run_case(pi, "bf16", 64, 128256, false);
+        }
+    }
+    /* device runs with donated arguments: results written over the arguments they replace
+     * (cross-entropy's dlogits over the logits, as Liger; SwiGLU's and RMSNorm's gradients
+     * over their inputs), short rows in registers and long ones streamed */
+    for (int pi = 0; pi < NPROGS; pi++) {
+        const char *nm = progs[pi].name;
+        if (strcmp(nm, "ce_fwdbwd") == 0) {
+            run_case_as(pi, "bf16", 7, 1000, false, true);
+            run_case_as(pi, "bf16", 5, 128256, false, true);
+            run_case_as(pi, "bf16", 3, 50257, true, true);
+            run_case_as(pi, "f32", 64, 4097, true, true);
+            if (!quick) run_case_as(pi, "bf16", 64, 128256, false, true);
+        }
+        if (strcmp(nm, "swiglu") == 0 || strcmp(nm, "sw_fwdbwd") == 0 || strcmp(nm, "rms_fwdbwd") == 0 ||
+            strcmp(nm, "softmax") == 0 || strcmp(nm, "rmsnorm") == 0) {
+            run_case_as(pi, "bf16", 1000, 4096, false, true);
+            run_case_as(pi, "f32", 7, 4097, true, true);
         }
     }
     printf("\n%-16s %s\n", "program", "kernels (constant shapes)");

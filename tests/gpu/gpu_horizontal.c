@@ -2,7 +2,8 @@
  * on the GPU against the interpreter, outputs poisoned first. AdamW steps over tensors of odd
  * sizes (1, 7, 1000, 4097, symbolic [N, 3] at N = 5 and 1000, [64, 48]), over 100 tensors (two
  * launches: the 4 KB parameter bound), over a few large tensors (many blocks per part), and a
- * region of bf16, f32 and i32 parts with broadcast, transpose and slice inside. One line per
+ * region of bf16, f32 and i32 parts with broadcast, transpose and slice inside; AdamW on device
+ * tensors with donated arguments (new p, m, v written in place). One line per
  * case, `N passed, M failed` last. Links libtir only.
  *
  * With --bench FILE (benchmarks/adamw.tir): also times @adamw_step on device tensors (random
@@ -72,7 +73,11 @@ static char *adamw_src(int n, const char *const *shapes) {
 
 /* Compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter with the
  * same random inputs (every 4th parameter, AdamW's v, >= 0), compares by DESIGN §6's rule. */
-static void run_case(const char *label, const char *src, int64_t N, int64_t D, int want_kernels) {
+/* want_inplace >= 0: a device run with donate_args (the arguments uploaded after the reference
+ * ran on the host copies, which stay intact), with at least want_inplace results written in
+ * place of a dead argument; < 0: a host run */
+static void run_case_as(const char *label, const char *src, int64_t N, int64_t D, int want_kernels,
+                        int want_inplace) {
     if (filter && !strstr(label, filter)) return;
     tir_diag d;
     tir_module *mref = NULL, *mgpu = NULL;
@@ -87,6 +92,7 @@ static void run_case(const char *label, const char *src, int64_t N, int64_t D, i
     tir_options o;
     tir_options_init(&o);
     o.poison = true;
+    o.donate_args = want_inplace >= 0;
     if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
         report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
         goto out;
@@ -123,7 +129,24 @@ static void run_case(const char *label, const char *src, int64_t N, int64_t D, i
         report(false, label, "interpreter: %s", d.msg);
         goto out;
     }
-    if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
+    int ninplace = 0;
+    if (want_inplace >= 0) {
+        tir_device_tensor **da = calloc((size_t)nargs + 1, sizeof *da), **dr = calloc((size_t)nres + 1, sizeof *dr);
+        tir_status st = da && dr ? TIR_OK : TIR_ERR_OOM;
+        for (int i = 0; st == TIR_OK && i < nargs; i++) st = tir_device_tensor_from_host(ctx, args[i], &da[i], &d);
+        if (st == TIR_OK) st = tir_program_run_device(p, nargs, da, nres, dr, NULL, &d);
+        for (int i = 0; st == TIR_OK && i < nres; i++) st = tir_device_tensor_to_host(dr[i], &out[i], &d);
+        const tir_mem_plan *pl = st == TIR_OK ? tir_program_last_plan(p, NULL) : NULL;
+        ninplace = pl ? pl->n_inplace : 0;
+        for (int i = 0; da && i < nargs; i++) tir_device_tensor_free(da[i]);
+        for (int i = 0; dr && i < nres; i++) tir_device_tensor_free(dr[i]);
+        free(da);
+        free(dr);
+        if (st != TIR_OK) {
+            report(false, label, "gpu (donated): %s: %s", tir_status_name(st), d.msg);
+            goto out;
+        }
+    } else if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
         report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
         goto out;
     }
@@ -142,7 +165,12 @@ static void run_case(const char *label, const char *src, int64_t N, int64_t D, i
     }
     int nk = tir_program_num_kernels(p);
     if (want_kernels > 0 && nk != want_kernels) ok = false;
-    report(ok, label, "%d kernels (want %d)  rel err %.2e (tol %.0e)", nk, want_kernels, worst, tol);
+    if (want_inplace >= 0 && ninplace < want_inplace) ok = false;
+    if (want_inplace >= 0)
+        report(ok, label, "%d kernels (want %d)  %d in place (want %d)  rel err %.2e (tol %.0e)", nk, want_kernels,
+               ninplace, want_inplace, worst, tol);
+    else
+        report(ok, label, "%d kernels (want %d)  rel err %.2e (tol %.0e)", nk, want_kernels, worst, tol);
 out:
     for (int i = 0; args && i < nargs; i++) tir_tensor_free(args[i]);
     for (int i = 0; ref && out && i < nres; i++) {
@@ -155,6 +183,10 @@ out:
     tir_program_free(p);
     tir_module_free(mref);
     tir_module_free(mgpu);
+}
+
+static void run_case(const char *label, const char *src, int64_t N, int64_t D, int want_kernels) {
+    run_case_as(label, src, N, D, want_kernels, -1);
 }
 
 static void adamw_case(const char *label, int n, const char *const *shapes, int64_t N, int want) {
@@ -318,6 +350,17 @@ int main(int argc, char **argv) {
         "  return %x, %y, %z, %k\n}\n";
     run_case("mixed dtypes and index maps N=3 D=5", mixed, 3, 5, 1);
     run_case("mixed dtypes and index maps N=1000 D=333", mixed, 1000, 333, 1);
+    /* donated arguments: every part's p, m, v written over its operands (tensors of distinct
+     * shapes; the in-place mask covers the first 32 operands: 8 tensors) */
+    char *dsrc = adamw_src(6, odd);
+    if (dsrc) {
+        run_case_as("adamw odd sizes N=1000 donated", dsrc, 1000, 1, 1, 18);
+        run_case_as("adamw odd sizes N=5 donated", dsrc, 5, 1, 1, 18);
+    }
+    free(dsrc);
+    char *bsrc = adamw_src(4, big);
+    if (bsrc) run_case_as("adamw large donated", bsrc, 65536, 1, 1, 12);
+    free(bsrc);
     if (bench_path) bench(bench_path, reps);
     printf("%d passed, %d failed\n", npass, nfail);
     tir_context_destroy(ctx);

@@ -3,11 +3,15 @@
  * one-kernel RoPE (ir/composite.c) on the GPU against the interpreter, with outputs poisoned and
  * DESIGN §6's tolerances. Matmul programs: bias + SiLU, scale + residual + a cast to f32, an f16
  * output cast, an activation read twice (the region ends there), attention scores (batched,
- * transposed, a broadcast mask), a transposed A with a relu, a long K over a small output (the
- * tiling asks for split-K), and a hand-written kind="matmul" region the generator must decline
- * (a reduction in its body); each at aligned, ragged and symbolic sizes. RoPE: q and k in one
- * program, forward, and the gradient of x. One line per case, a table of kernel counts, and
- * `N passed, M failed` last. Links libtir only.
+ * transposed, a broadcast mask), a transposed A with a relu, a long K over a small output (one
+ * kernel: the pass records no split-K), and a hand-written kind="matmul" region the generator
+ * must decline (a reduction in its body); each at aligned, ragged and symbolic sizes. Linear
+ * layers (bf16 and f16, batched [2, T, D], with a bias, with SiLU after it, two stacked): f32
+ * matmuls of widened operands, each one tensor-core kernel (the count is checked), compared at
+ * the 16-bit tolerance (the result is cast back to 16 bits), at aligned sizes (the TMA kernel),
+ * ragged ones (T=1000, D=333: no TMA, guarded copies; N=333: ragged stores) and with T
+ * symbolic. RoPE: q and k in one program, forward, and the gradient of x. One line per case,
+ * tables of kernel counts, and `N passed, M failed` last. Links libtir only.
  *
  * usage: gpu_tile [--filter TEXT]   (other arguments are ignored)
  * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
@@ -72,6 +76,31 @@ static const prog progs[] = {
 };
 #define NPROGS (int)(sizeof progs / sizeof *progs)
 
+/* linear layers on x [2, T, D]: %1$s T, %2$s N (the output width), %3$s D; dtype %4$s. Each
+ * linear is one kernel (`kernels`), so a region the code generator declined, or a linear left
+ * on the f32 SIMT kernel with its casts, fails the case */
+typedef struct lprog {
+    const char *name, *src;
+    int kernels;
+} lprog;
+
+static const lprog lprogs[] = {
+    {"linear_bias",
+     "func @f(%%x: %4$s[2, %1$s, %3$s], %%w: %4$s[%2$s, %3$s], %%b: %4$s[%2$s]) -> %4$s[2, %1$s, %2$s] {\n"
+     "  %%y = linear(%%x, %%w, %%b)\n  return %%y\n}\n", 1},
+    {"linear_bias_silu",
+     "func @f(%%x: %4$s[2, %1$s, %3$s], %%w: %4$s[%2$s, %3$s], %%b: %4$s[%2$s]) -> %4$s[2, %1$s, %2$s] {\n"
+     "  %%y = silu(linear(%%x, %%w, %%b))\n  return %%y\n}\n", 1},
+    {"linear_nobias",
+     "func @f(%%x: %4$s[2, %1$s, %3$s], %%w: %4$s[%2$s, %3$s]) -> %4$s[2, %1$s, %2$s] {\n"
+     "  %%y = linear(%%x, %%w)\n  return %%y\n}\n", 1},
+    {"linear_stack",
+     "func @f(%%x: %4$s[2, %1$s, %3$s], %%w1: %4$s[%2$s, %3$s], %%b1: %4$s[%2$s], %%w2: %4$s[%3$s, %2$s])\n"
+     "    -> %4$s[2, %1$s, %3$s] {\n"
+     "  %%y = linear(relu(linear(%%x, %%w1, %%b1)), %%w2)\n  return %%y\n}\n", 2},
+};
+#define NLPROGS (int)(sizeof lprogs / sizeof *lprogs)
+
 static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void report(bool ok, const char *label, const char *fmt, ...) {
     va_list ap;
@@ -86,7 +115,9 @@ static void report(bool ok, const char *label, const char *fmt, ...) {
 }
 
 /* compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter under b */
-static void check(const char *label, const char *src, const tir_bindings *b, bool reduces, int *kernels) {
+/* want_kernels > 0: the program must compile to exactly that many kernels */
+static void check(const char *label, const char *src, const tir_bindings *b, bool reduces, int *kernels,
+                  int want_kernels) {
     if (filter && !strstr(label, filter)) return;
     tir_diag d;
     tir_module *mref = NULL, *mgpu = NULL;
@@ -102,6 +133,7 @@ static void check(const char *label, const char *src, const tir_bindings *b, boo
     tir_options o;
     tir_options_init(&o);
     o.poison = true;
+    o.matmul = TIR_MATMUL_TIR; /* tir's kernels are under test here, wherever cuBLASLt would win */
     if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
         report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
         goto out;
@@ -146,8 +178,10 @@ static void check(const char *label, const char *src, const tir_bindings *b, boo
         if (isnan(e) || e > t || (ok && e >= worst)) worst = e, tol = t;
         if (isnan(e) || e > t) ok = false;
     }
-    report(ok, label, "rel err %.2e (tol %.0e), %d kernel%s", worst, tol, tir_program_num_kernels(p),
-           tir_program_num_kernels(p) == 1 ? "" : "s");
+    int nk = tir_program_num_kernels(p);
+    if (want_kernels > 0 && nk != want_kernels) ok = false;
+    report(ok, label, "rel err %.2e (tol %.0e), %d kernel%s%s", worst, tol, nk, nk == 1 ? "" : "s",
+           want_kernels > 0 && nk != want_kernels ? " (want one per linear)" : "");
 out:
     for (int i = 0; i < 8; i++) {
         tir_tensor_free(args[i]);
@@ -200,8 +234,28 @@ int main(int argc, char **argv) {
                 tir_bindings_set(&b, "M", shapes[si][0]);
                 tir_bindings_set(&b, "N", shapes[si][1]);
                 tir_bindings_set(&b, "K", shapes[si][2]);
-                check(label, src, &b, true, sym ? NULL : &counts[pi][si]);
+                check(label, src, &b, true, sym ? NULL : &counts[pi][si], 0);
             }
+    /* linears: T, N, D aligned (TMA); ragged D (no TMA); ragged N over an aligned D; all small
+     * and ragged. Constant sizes, then T symbolic */
+    static const int64_t lshapes[][3] = {{256, 1152, 512}, {1000, 520, 333}, {1000, 333, 256}, {77, 131, 200}};
+    static const char *const ldts[] = {"bf16", "f16"};
+    int lcounts[NLPROGS][4] = {{0}};
+    for (int pi = 0; pi < NLPROGS; pi++)
+        for (int di = 0; di < 2; di++)
+            for (int si = 0; si < 4; si++)
+                for (int sym = 0; sym < 2; sym++) {
+                    char ts[24], ns[24], ds[24];
+                    snprintf(ts, sizeof ts, "%lld", (long long)lshapes[si][0]);
+                    snprintf(ns, sizeof ns, "%lld", (long long)lshapes[si][1]);
+                    snprintf(ds, sizeof ds, "%lld", (long long)lshapes[si][2]);
+                    snprintf(src, sizeof src, lprogs[pi].src, sym ? "T" : ts, ns, ds, ldts[di]);
+                    snprintf(label, sizeof label, "%s %s T=%s N=%s D=%s%s", lprogs[pi].name, ldts[di], ts,
+                             ns, ds, sym ? " symT" : "");
+                    tir_bindings b = {0};
+                    tir_bindings_set(&b, "T", lshapes[si][0]);
+                    check(label, src, &b, true, sym || di ? NULL : &lcounts[pi][si], lprogs[pi].kernels);
+                }
     static const char *const rdts[] = {"bf16", "f32"};
     static const char *const rds[] = {"128", "64"};
     for (int i = 0; i < 2; i++)
@@ -210,10 +264,10 @@ int main(int argc, char **argv) {
             tir_bindings_set(&b, "T", 37);
             snprintf(src, sizeof src, rope_src, rdts[i], rds[j]);
             snprintf(label, sizeof label, "rope q+k %s D=%s", rdts[i], rds[j]);
-            check(label, src, &b, false, NULL);
+            check(label, src, &b, false, NULL, 0);
             snprintf(src, sizeof src, rope_bwd_src, rdts[i], rds[j]);
             snprintf(label, sizeof label, "rope dx %s D=%s", rdts[i], rds[j]);
-            check(label, src, &b, true, NULL);
+            check(label, src, &b, true, NULL, 0);
         }
     printf("\nkernels (constant sizes): %-20s", "program");
     for (int si = 0; si < 3; si++)
@@ -222,6 +276,15 @@ int main(int argc, char **argv) {
     for (int pi = 0; pi < NPROGS; pi++) {
         printf("                          %-20s", progs[pi].name);
         for (int si = 0; si < 3; si++) printf(" %11d", counts[pi][si]);
+        printf("\n");
+    }
+    printf("\nkernels (bf16 linears, constant sizes): %-16s", "program");
+    for (int si = 0; si < 4; si++)
+        printf(" %lldx%lldx%lld", (long long)lshapes[si][0], (long long)lshapes[si][1], (long long)lshapes[si][2]);
+    printf("\n");
+    for (int pi = 0; pi < NLPROGS; pi++) {
+        printf("                                        %-16s", lprogs[pi].name);
+        for (int si = 0; si < 4; si++) printf(" %13d", lcounts[pi][si]);
         printf("\n");
     }
     printf("%d passed, %d failed\n", npass, nfail);

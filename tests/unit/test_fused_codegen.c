@@ -3,7 +3,9 @@
  * of decomposed rmsnorm, layernorm, softmax, log_softmax, cross_entropy and SwiGLU programs at
  * symbolic and constant row lengths (which pick the streaming, vector and row-in-registers
  * paths), plus regions holding index maps. Also: the rmsnorm program compiles to exactly one
- * kernel, and a region codegen cannot lower still compiles, its members run one by one.
+ * kernel, and a region codegen cannot lower still compiles, its members run one by one; and the
+ * in-place masks (cross-entropy's logits, SwiGLU's inputs, RMSNorm's x; not operands read through
+ * an index map or broadcast).
  * ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step is skipped only
  * when TIR_ALLOW_NO_PTXAS=1. */
 #include <check.h>
@@ -13,6 +15,7 @@
 
 #include "compile.h"
 #include "fused.h"
+#include "fused_horizontal.h"
 #include "passes.h"
 #include "pipeline.h"
 #include "testutil.h"
@@ -218,7 +221,9 @@ START_TEST(rmsnorm_vectorised) {
     ck_assert_int_eq(tir_program_num_kernels(p), 1);
     const char *ptx = tir_program_kernel_ptx(p, 0);
     int lds = 0, sts = 0;
-    for (const char *q = ptx; (q = strstr(q, "ld.global.nc.v4")); q++) lds++; /* operands read-only: .nc */
+    /* x may be overwritten in place (a plain, coherent load); w is read-only: .nc */
+    for (const char *q = ptx; (q = strstr(q, "ld.global.nc.v4")); q++) lds++;
+    for (const char *q = ptx; (q = strstr(q, "ld.global.v4")); q++) lds++;
     for (const char *q = ptx; (q = strstr(q, "st.global.v4")); q++) sts++;
     /* 256 threads x 8 lanes cover 2048 of the 4096: two chunks of x, two of w, two stores */
     ck_assert_int_eq(lds, 4);
@@ -251,6 +256,7 @@ static int row_loads(tir_context *c, const char *src, const char *func, int64_t 
     ck_assert_msg(assemble(&k, msg, sizeof msg), "%s: ptxas: %s", func, msg);
     int n = 0;
     for (const char *q = k.ptx; (q = strstr(q, "ld.global.nc.v4")); q++) n++;
+    for (const char *q = k.ptx; (q = strstr(q, "ld.global.v4")); q++) n++; /* x may be written over */
     tir_kernel_release(&k);
     tir_module_free(m);
     return n;
@@ -334,6 +340,100 @@ START_TEST(fallback) {
 }
 END_TEST
 
+/* The in-place masks (tir_kernel.inplace_ok) of the fused regions of function fn of src, in
+ * region order (at most 8; returns how many), as the names of the operands whose bit is set
+ * ("x,z"; "" none); each kernel also assembled by ptxas (the operands' noalias/readonly marks
+ * change with the mask). Horizontal regions go to their own lowering. */
+static int region_masks(tir_context *ctx, const char *src, const char *fn, char names[8][64]) {
+    tir_diag d;
+    tir_module *m = NULL;
+    ck_assert_msg(tir_module_parse(ctx, src, fn, &m, &d) == TIR_OK, "%s: parse: %s", fn, d.msg);
+    ck_assert_msg(tir_pipeline_run(m, TIR_COMPILE_LAST_STAGE, NULL, NULL, &d) == TIR_OK, "%s: %s", fn, d.msg);
+    tir_codegen_options o = {"sm_90a", 2};
+    int n = 0;
+    const tir_func *f = tir_module_find(m, fn);
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < f->nops && n < 8; i++) {
+        const tir_op *op = f->ops[i];
+        if (op->code != TIR_OP_FUSED) continue;
+        tir_kernel k;
+        tir_status s = tir_fused_is_horizontal(op) ? tir_codegen_fused_horizontal(ctx, op, i, &o, &k, &d)
+                                                   : tir_codegen_fused(ctx, op, i, &o, &k, &d);
+        ck_assert_msg(s == TIR_OK, "%s: %s", fn, d.msg);
+        char msg[2048];
+        ck_assert_msg(assemble(&k, msg, sizeof msg), "%s %s: ptxas: %s", fn, k.name, msg);
+        names[n][0] = 0;
+        for (int j = 0; j < op->nin && j < 32; j++)
+            if (k.inplace_ok >> j & 1) {
+                size_t l = strlen(names[n]);
+                snprintf(names[n] + l, 64 - l, "%s%s", l ? "," : "", op->in[j]->name ? op->in[j]->name : "?");
+            }
+        if (op->nin < 32) ck_assert_uint_eq(k.inplace_ok >> op->nin, 0u); /* operands only */
+        n++;
+        tir_kernel_release(&k);
+    }
+    tir_module_free(m);
+    return n;
+}
+
+START_TEST(inplace_masks) {
+    tir_context *ctx = tir_context_create();
+    char nm[8][64];
+    /* cross-entropy forward and backward over bf16 logits: the row kernel may write dlogits over
+     * the logits: they are read by the sweeps, each element by the thread that writes its
+     * gradient, and by the target pick (a barrier keeps every pick before the writes); its
+     * other operands are per row. The first kernel (targets -> not-ignored mask, clamped
+     * targets, weights) is one row of N elements, each read by the thread writing it. */
+    static const char *const lens[] = {"32000", "512"}; /* streamed; held in registers */
+    for (int i = 0; i < 2; i++) {
+        char ce[1024];
+        snprintf(ce, sizeof ce,
+                 "func @ce(%%x: bf16[N, %1$s], %%t: i64[N]) -> f32[] {\n"
+                 "  %%l = cross_entropy(cast(%%x, dtype=f32), %%t, reduction=\"mean\")\n  return %%l\n}\n"
+                 "func @ce_vg = value_and_grad(@ce, wrt=[%%x])\n"
+                 "func @fb(%%x: bf16[N, %1$s], %%t: i64[N]) -> (f32[], bf16[N, %1$s]) {\n"
+                 "  %%l, %%dl = call @ce_vg(%%x, %%t)\n  return %%l, %%dl\n}\n", lens[i]);
+        ck_assert_int_eq(region_masks(ctx, ce, "fb", nm), 2);
+        ck_assert_str_eq(nm[0], "t");
+        ck_assert_str_eq(nm[1], "x");
+    }
+    /* elementwise: SwiGLU reads a and b at the index it writes */
+    const char *sw = "func @sw(%a: bf16[N, D], %b: bf16[N, D]) -> bf16[N, D] {\n"
+                     "  %o = mul(silu(%a), %b)\n  return %o\n}\n";
+    ck_assert_int_eq(region_masks(ctx, sw, "sw", nm), 1);
+    ck_assert_str_eq(nm[0], "a,b");
+    /* rmsnorm: x (summed over its row, then scaled per element) yes; w (broadcast over the
+     * rows: every row reads it) no */
+    const char *rms = "func @rms(%x: bf16[N, D], %w: bf16[D]) -> bf16[N, D] {\n"
+                      "  %o = rmsnorm(%x, %w, eps=1e-6)\n  return %o\n}\n";
+    ck_assert_int_eq(region_masks(ctx, rms, "rms", nm), 1);
+    ck_assert_str_eq(nm[0], "x");
+    /* no: x read through an index map (transposed: element (i, j) is read while (j, i) is
+     * computed), y through a transpose, w broadcast; z read at its own index: yes */
+    const char *mv = "func @mv(%x: bf16[D, D], %y: bf16[D, D], %w: bf16[D], %z: bf16[D, D]) -> (bf16[D, D], bf16[D, D]) {\n"
+                     "  %a = add(mul(%x, transpose(%y, perm=[1, 0])), %w)\n"
+                     "  %c = add(sub(tanh(transpose(%x, perm=[1, 0])), %z), %a)\n"
+                     "  return %c, %a\n}\n";
+    ck_assert_int_eq(region_masks(ctx, mv, "mv", nm), 1);
+    ck_assert_str_eq(nm[0], "z");
+    /* a result of another element size never takes an operand (f32 from bf16) */
+    const char *wide = "func @w(%x: bf16[N, D], %z: bf16[N, D]) -> f32[N, D] {\n"
+                       "  %b = cast(sub(tanh(%x), %z), dtype=f32)\n  return %b\n}\n";
+    ck_assert_int_eq(region_masks(ctx, wide, "w", nm), 1);
+    ck_assert_str_eq(nm[0], "");
+    /* x is read at its own index, but the region also reads its memory through a view (a
+     * reshape outside, no kernel of its own) at other indices: never */
+    const char *view = "func @v(%x: f32[4, 8]) -> f32[4, 8] {\n"
+                       "  %xr = reshape(%x, shape=[8, 4])\n"
+                       "  %y = fused(%x, %xr) kernel=\"k\" schedule={kind=\"elementwise\"} {\n"
+                       "    %a = add(%x, transpose(%xr, perm=[1, 0]))\n    yield %a\n  }\n"
+                       "  return %y\n}\n";
+    ck_assert_int_eq(region_masks(ctx, view, "v", nm), 1);
+    ck_assert_str_eq(nm[0], "");
+    tir_context_destroy(ctx);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("fused_codegen");
     TCase *tc = tcase_create("all");
@@ -345,9 +445,11 @@ static Suite *suite(void) {
     tcase_add_test(tc, fallback);
     tcase_add_test(tc, row_sweeps);
     tcase_add_test(tc, rms_fwdbwd_one_kernel);
+    tcase_add_test(tc, inplace_masks);
     suite_add_tcase(s, tc);
     return s;
 }
+
 
 int main(void) {
     have_ptxas = find_ptxas();

@@ -8,7 +8,8 @@
  * outside any region) are never merged; a horizontal region codegen cannot lower still
  * compiles, its members run one by one; the horizontal kernels of the examples (llama_block's
  * casts, train_mlp's updates) lower, and those programs compute bit for bit what they computed
- * before the pass. ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step
+ * before the pass; each part's operands may be overwritten in place (with donation no result is
+ * allocated) unless another part has a result of their layout. ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step
  * is skipped only when TIR_ALLOW_NO_PTXAS=1. */
 #include <check.h>
 #include <stdio.h>
@@ -259,6 +260,60 @@ START_TEST(adamw_odd_sizes) {
 }
 END_TEST
 
+/* In place (tir_kernel.inplace_ok): a part reads its p, g, m, v at the index it writes, so each
+ * may take a result of its part; with tensors of different shapes that is every operand, and a
+ * device run with donated arguments writes every new p, m, v over an old buffer (no result
+ * allocated: the step's peak is its arguments, as PyTorch's fused AdamW). Two tensors of one
+ * shape: another part's result of that layout could be written over an operand before its
+ * part's blocks read it, so neither tensor's operands are marked. */
+START_TEST(adamw_in_place) {
+    tir_context *ctx = tir_context_create();
+    static const char *const diff[] = {"1000", "64, 48"};
+    static const char *const same[] = {"64, 48", "1000", "64, 48"};
+    for (int c = 0; c < 2; c++) {
+        char *src = c ? adamw_src(3, same) : adamw_src(2, diff);
+        tir_module *m = NULL;
+        tir_diag d;
+        ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
+        ck_assert_msg(tir_pipeline_run(m, NULL, NULL, NULL, &d) == TIR_OK, "%s", d.msg);
+        const tir_op *h = first_horizontal(tir_module_find(m, "adamw_step"));
+        ck_assert(h != NULL);
+        tir_kernel k;
+        tir_codegen_options o = {"sm_90a", 2};
+        ck_assert(tir_codegen_fused_horizontal(ctx, h, 0, &o, &k, &d) == TIR_OK);
+        char msg[4096];
+        ck_assert_msg(assemble(&k, msg, sizeof msg), "ptxas: %s", msg);
+        for (int j = 0; j < h->nin; j++) {
+            const char *nm = h->in[j]->name;
+            bool want = c == 0 || (nm && nm[strlen(nm) - 1] == '1'); /* same: only tensor 1 ([1000]) */
+            ck_assert_msg(((k.inplace_ok >> j) & 1) == want, "case %d operand %s", c, nm ? nm : "?");
+        }
+        tir_kernel_release(&k);
+        tir_module_free(m);
+        if (c == 0) {
+            tir_options opt;
+            tir_options_init(&opt);
+            opt.donate_args = true;
+            tir_program *p = NULL;
+            ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
+            ck_assert_msg(tir_compile(m, "adamw_step", &opt, &p, &d) == TIR_OK, "%s", d.msg);
+            ck_assert_int_eq(tir_program_num_kernels(p), 1);
+            tir_mem_plan pl;
+            ck_assert_msg(tir_program_plan_memory(p, NULL, true, &pl, NULL, &d) == TIR_OK, "%s", d.msg);
+            ck_assert_int_eq(pl.n_inplace, 6);
+            ck_assert_uint_eq(pl.own_bytes, 0);
+            ck_assert_uint_eq(pl.arena_bytes, 0);
+            ck_assert_uint_eq(pl.peak_bytes, 4 * 4 * (1000 + 64 * 48));
+            tir_mem_plan_free(&pl);
+            tir_program_free(p);
+            tir_module_free(m);
+        }
+        free(src);
+    }
+    tir_context_destroy(ctx);
+}
+END_TEST
+
 /* 100 tensors: 7 buffers each, at most 73 in 4 KB of parameters, so two kernels */
 START_TEST(parameter_bound) {
     tir_context *ctx = tir_context_create();
@@ -464,6 +519,7 @@ int main(void) {
     TCase *tc = tcase_create("horizontal");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, adamw_odd_sizes);
+    tcase_add_test(tc, adamw_in_place);
     tcase_add_test(tc, parameter_bound);
     tcase_add_test(tc, dependent_regions_stay_apart);
     tcase_add_test(tc, mixed_parts);

@@ -7,7 +7,10 @@
  * takes its tensor maps as 128-byte parameters, keeps within its registers, and is picked by
  * default only where its operands qualify. Fused matmul regions (tir_codegen_matmul_region):
  * bias + SiLU, residual + scale + cast, GELU lower to one kernel that assembles, with the region's
- * operands as buffers; bodies the epilogue does not take are declined. ptxas is looked up on PATH, then as
+ * operands as buffers; so do f32 matmuls of widened 16-bit operands (a linear as decomposed: the
+ * MMA's type is the 16-bit one) on the TMA, cp.async (ragged K) and mma.sync paths; bodies the
+ * epilogue does not take are declined (mixed 16-bit dtypes, a widened operand computed in the
+ * region or also read by the epilogue). ptxas is looked up on PATH, then as
  * /usr/local/cuda/bin/ptxas; without it the ptxas checks fail unless TIR_ALLOW_NO_PTXAS=1. */
 #include <check.h>
 #include <stdio.h>
@@ -380,6 +383,28 @@ static const rcase rcases[] = {
      "warps_m=2, warps_n=2, stages=3, group_m=8, wgmma=false} {\n"
      "    %c = matmul(%a, %w)\n"
      "    yield gelu(mul(%c, %t), approximate=\"tanh\")\n  }\n  return %y\n}\n", "mma.sync", false},
+    /* a bf16 linear as decomposed: an f32 matmul of widened operands, the bias's cast, the cast
+     * back, SiLU. The kernel multiplies the bf16 values (the MMA's type says so) on the TMA path */
+    {"func @f(%x: bf16[B, 512, 256], %w: bf16[384, 256], %b: bf16[384]) -> bf16[B, 512, 384] {\n"
+     "  %y = fused(%x, %w, %b) kernel=\"k\" schedule={kind=\"matmul\", bm=128, bn=256, bk=64, "
+     "warps_m=2, warps_n=1, stages=4, group_m=8, wgmma=true, split_k=1} {\n"
+     "    %0 = cast(%x, dtype=f32)\n    %1 = cast(%w, dtype=f32)\n"
+     "    %2 = matmul(%0, %1, transpose_b=true)\n"
+     "    %3 = cast(%b, dtype=f32)\n    %4 = add(%2, %3)\n"
+     "    yield silu(cast(%4, dtype=bf16))\n  }\n  return %y\n}\n", "f32.bf16.bf16", true},
+    /* ragged K (333: rows not 16-byte aligned, no TMA) and symbolic T, f16, the f32 result kept */
+    {"func @f(%x: f16[T, 333], %w: f16[1000, 333]) -> f32[T, 1000] {\n"
+     "  %y = fused(%x, %w) kernel=\"k\" schedule={kind=\"matmul\", bm=128, bn=128, bk=64, "
+     "warps_m=2, warps_n=1, stages=4, group_m=8, wgmma=true, split_k=1} {\n"
+     "    %0 = cast(%x, dtype=f32)\n    %1 = cast(%w, dtype=f32)\n"
+     "    yield matmul(%0, %1, transpose_b=true)\n  }\n  return %y\n}\n", "f32.f16.f16", false},
+    /* the same on the mma.sync tiling, with a residual after the cast back */
+    {"func @f(%x: bf16[T, 64], %w: bf16[96, 64], %r: bf16[T, 96]) -> bf16[T, 96] {\n"
+     "  %y = fused(%x, %w, %r) kernel=\"k\" schedule={kind=\"matmul\", bm=64, bn=64, bk=32, "
+     "warps_m=2, warps_n=2, stages=3, group_m=8, wgmma=false, split_k=1} {\n"
+     "    %0 = cast(%x, dtype=f32)\n    %1 = cast(%w, dtype=f32)\n"
+     "    %2 = matmul(%0, %1, transpose_b=true)\n"
+     "    yield add(cast(%2, dtype=bf16), %r)\n  }\n  return %y\n}\n", "mma.sync", false},
 };
 
 START_TEST(test_region_kernels) {
@@ -454,6 +479,23 @@ START_TEST(test_region_refusals) {
         "  %y = fused(%a, %w, %v) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
         "    %c = matmul(%a, %w)\n    %u = reshape(%v, shape=[M, 1])\n    yield add(%c, %u)\n  }\n"
         "  return %y\n}\n",
+        /* widened operands of two 16-bit dtypes */
+        "func @f(%a: bf16[M, K], %w: f16[K, N]) -> f32[M, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    yield matmul(cast(%a, dtype=f32), cast(%w, dtype=f32))\n  }\n  return %y\n}\n",
+        /* a widened operand computed in the region (not a parameter's cast) */
+        "func @f(%a: bf16[M, K], %w: bf16[K, N]) -> f32[M, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    yield matmul(cast(exp(%a), dtype=f32), cast(%w, dtype=f32))\n  }\n  return %y\n}\n",
+        /* one operand widened, the other an f32 parameter */
+        "func @f(%a: bf16[M, K], %w: f32[K, N]) -> f32[M, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    yield matmul(cast(%a, dtype=f32), %w)\n  }\n  return %y\n}\n",
+        /* a widened operand also read by the epilogue (square: [N, N] broadcasts to the output) */
+        "func @f(%a: bf16[N, N], %w: bf16[N, N]) -> f32[N, N] {\n"
+        "  %y = fused(%a, %w) kernel=\"k\" schedule={kind=\"matmul\"} {\n"
+        "    %c = cast(%a, dtype=f32)\n"
+        "    yield add(matmul(%c, cast(%w, dtype=f32)), %c)\n  }\n  return %y\n}\n",
     };
     for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
         tir_context *ctx = tir_context_create();

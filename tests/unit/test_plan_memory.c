@@ -1,6 +1,7 @@
 /* test_plan_memory.c: the memory planner (passes/plan_memory.c) on small programs whose slots,
  * reuse, in-place results, donation and peak bytes are worked out by hand in the comments, and
- * on a compiled program (tir_program_plan_memory) with its arena computed by hand. */
+ * on a compiled program (tir_program_plan_memory) with its arena computed by hand; and
+ * cross-entropy forward+backward with donated arguments: dlogits written over the logits. */
 #include <check.h>
 #include <limits.h>
 #include <stdio.h>
@@ -365,6 +366,74 @@ START_TEST(test_compiled_program) {
     tir_context_destroy(ctx);
 }
 END_TEST
+
+/* Cross-entropy forward and backward (benchmarks/cross_entropy.tir) as a device run: the fused
+ * row kernel reads each logit only in the thread that writes its gradient (codegen/fused.c sets
+ * inplace_ok for the logits), so with donate_args the logits gradient is written over the
+ * logits buffer, and the run holds one logits-sized buffer instead of two (as Liger does);
+ * without donation the gradient gets an allocation of its own. */
+START_TEST(test_ce_fwdbwd_donated) {
+    const char *src = "func @ce(%logits: bf16[N, 128256], %targets: i64[N]) -> f32[] {\n"
+                      "  %l = cross_entropy(cast(%logits, dtype=f32), %targets, reduction=\"mean\")\n"
+                      "  return %l\n}\n"
+                      "func @ce_vg = value_and_grad(@ce, wrt=[%logits])\n"
+                      "func @fb(%logits: bf16[N, 128256], %targets: i64[N]) -> (f32[], bf16[N, 128256]) {\n"
+                      "  %l, %dl = call @ce_vg(%logits, %targets)\n  return %l, %dl\n}\n";
+    tir_context *ctx = tir_context_create();
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", 64);
+    const size_t lbytes = (size_t)64 * 128256 * 2;
+    size_t peak[2] = {0, 0};
+    for (int donate = 0; donate < 2; donate++) {
+        tir_module *m = NULL;
+        tir_diag d;
+        ck_assert_int_eq(tir_module_parse(ctx, src, "ce.tir", &m, &d), TIR_OK);
+        tir_options o;
+        tir_options_init(&o);
+        o.donate_args = donate;
+        tir_program *p = NULL;
+        ck_assert_msg(tir_compile(m, "fb", &o, &p, &d) == TIR_OK, "%s", d.msg);
+        /* the step writing dlogits allows it over the logits (its operand 0) */
+        int lv = tir_program_param_value(p, 0), dv = tir_program_result_value(p, 1), step = -1;
+        for (int i = 0; i < tir_program_num_kernels(p); i++) {
+            int nin, nout;
+            const int *in, *out;
+            tir_program_step_values(p, i, &nin, &in, &nout, &out);
+            for (int r = 0; r < nout; r++)
+                if (out[r] == dv) step = i;
+            if (step == i) {
+                tir_kernel_info ki;
+                tir_program_kernel_info(p, i, &ki);
+                ck_assert_int_ge(nin, 1);
+                ck_assert_int_eq(in[0], lv);
+                ck_assert_uint_eq(ki.k->inplace_ok & 1u, 1u);
+            }
+        }
+        ck_assert_int_ge(step, 0);
+        tir_mem_plan pl;
+        size_t *nb = NULL;
+        ck_assert_msg(tir_program_plan_memory(p, &b, true, &pl, &nb, &d) == TIR_OK, "%s", d.msg);
+        ck_assert_uint_eq(nb[lv], lbytes);
+        ck_assert_uint_eq(nb[dv], lbytes);
+        if (donate) {
+            ck_assert_int_eq(pl.inplace_of[dv], lv);
+            ck_assert_int_eq(pl.slot[dv], pl.slot[lv]);
+            ck_assert_uint_lt(pl.own_bytes, lbytes); /* the loss only */
+        } else {
+            ck_assert_int_eq(pl.inplace_of[dv], -1);
+            ck_assert_uint_ge(pl.own_bytes, lbytes);
+        }
+        peak[donate] = pl.peak_bytes;
+        tir_mem_plan_free(&pl);
+        free(nb);
+        tir_program_free(p);
+        tir_module_free(m);
+    }
+    /* one logits buffer less (the loss's own allocation aside, the same otherwise) */
+    ck_assert_uint_eq(peak[0] - peak[1], lbytes);
+    tir_context_destroy(ctx);
+}
+END_TEST
 #endif
 
 int main(void) {
@@ -381,6 +450,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_ids);
 #ifdef TIR_WITH_LLVM
     tcase_add_test(tc, test_compiled_program);
+    tcase_add_test(tc, test_ce_fwdbwd_donated);
 #endif
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
