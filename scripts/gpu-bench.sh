@@ -104,6 +104,20 @@ for L in "${layers[@]}"; do
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$file" "$func" "$binds" "$peer" "$rc" >>"$logs/tir.tsv"
 done
 
+# matmul epilogues: the fused kernel against the matmul kernel + a separate elementwise kernel
+# (TIR_TILE_EPILOGUE=0), tir's kernel both times, T=8192 (Llama-3-8B's MLP and output projection)
+: >"$logs/epilogue.tsv"
+for func in up_silu down_residual; do
+  [ -z "$only" ] || [[ "epilogue $func" == *"$only"* ]] || continue
+  for ep in 1 0; do
+    lim=$(cap 60)
+    [ "$lim" = 0 ] && continue
+    TIR_TILE_EPILOGUE=$ep timeout "$lim" "$build/tirc" bench benchmarks/matmul_epilogue.tir --func $func \
+      --dim T=8192 --matmul=tir --iters "$iters" --json "$logs/epi_${func}_$ep.json" >"$logs/epi_${func}_$ep.log" 2>&1 &&
+      printf '%s\t%s\n' "$func" "$ep" >>"$logs/epilogue.tsv"
+  done
+done
+
 python3 - "$logs" "$copy" <<'EOF'
 import json, os, re, sys
 logs, copy = sys.argv[1], float(sys.argv[2])
@@ -179,6 +193,22 @@ out.append(f"GB/s: the layer's minimal traffic (arguments read once, results wri
            f"GiB: device memory beyond the arguments (tir: arena + results not written over a donated "
            f"argument, from the memory plan; torch: peak allocation above the inputs, fwd+bwd).")
 out += notes
+ep = {}
+if os.path.exists(f"{logs}/epilogue.tsv"):
+    for line in open(f"{logs}/epilogue.tsv"):
+        func, e = line.split()
+        j = json.load(open(f"{logs}/epi_{func}_{e}.json"))
+        ep.setdefault(func, {})[e] = (j["total_us"] / 1e3, len(j["kernels"]), j["total_flops"])
+if ep:
+    out.append("")
+    out.append("matmul epilogue (T=8192, --matmul=tir): fused in the matmul kernel vs matmul + elementwise kernel")
+    for func, v in ep.items():
+        f1, f0 = v.get("1"), v.get("0")
+        cells = [func]
+        for x in (f1, f0):
+            cells.append("-" if not x else "%.4f ms (%d kernel%s, %.0f TFLOP/s)" % (x[0], x[1], "" if x[1] == 1 else "s", x[2] / x[0] / 1e9))
+        if f1 and f0: cells.append("speed-up %.2fx" % (f0[0] / f1[0]))
+        out.append("  " + "  |  ".join(cells))
 text = "\n".join(out)
 print("\n== summary  (logs: %s)\n%s" % (logs, text))
 open(f"{logs}/table.txt", "w").write(text + "\n")
