@@ -135,6 +135,19 @@ LLVMValueRef cg_cast(cg *g, tir_dtype from, LLVMValueRef cv, tir_dtype to);
 /* compute value of dtype t (possibly wider than t holds: f32 for bf16) -> storage of t */
 LLVMValueRef cg_narrow(cg *g, tir_dtype t, LLVMValueRef cv);
 LLVMValueRef cg_load_c(cg *g, tir_dtype t, LLVMValueRef base, LLVMValueRef idx);
+
+/* ---- member.c: one elementwise member in registers (fused regions, matmul epilogues) ----
+ * f32 -> bf16 storage bits by the hardware's cvt.rn.bf16.f32 (other dtypes: cg_narrow) */
+LLVMValueRef cg_narrow_hw(cg *g, tir_dtype dt, LLVMValueRef cv);
+/* an f32/f64 result -> the compute value of dt, rounded as the interpreter rounds */
+LLVMValueRef cg_round_to(cg *g, tir_dtype dt, LLVMValueRef r);
+/* the constant v of dtype dt as a compute value, rounded to dt */
+LLVMValueRef cg_const_of(cg *g, tir_dtype dt, double v);
+/* e^x in f32 by ex2.approx (about 2^-21 relative): for results rounded to 16 bits */
+LLVMValueRef cg_fast_exp(cg *g, LLVMValueRef x);
+/* elementwise op `op` (unary, binary, where, cast, compare, logic) on its operands' compute
+ * values -> its result's; cg_fail for ops it has no lowering for */
+LLVMValueRef cg_member(cg *g, const tir_op *op, LLVMValueRef *a);
 LLVMValueRef cg_is_nan(cg *g, LLVMValueRef x);
 /* float rounding helpers, exposed for tests of the math */
 LLVMValueRef cg_f32_to_bf16(cg *g, LLVMValueRef f);     /* i16 bits, RNE, NaN kept */

@@ -26,8 +26,10 @@ void tir_kernel_release(tir_kernel *k) {
     if (!k) return;
     free(k->ptx);
     free(k->params);
+    free(k->inplace_of);
     k->ptx = NULL;
     k->params = NULL;
+    k->inplace_of = NULL;
     k->nparams = 0;
 }
 

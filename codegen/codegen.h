@@ -64,6 +64,14 @@ typedef struct tir_kernel {
      * last read of each element), and operand j is not declared noalias/readonly (so it is not
      * read through the non-coherent cache, and LLVM keeps its loads before the stores). 0: never. */
     unsigned inplace_ok;
+    /* Optional, per result (nout entries, malloc'd, freed by tir_kernel_release): result r may be
+     * written over operand inplace_of[r] and over no other (-1: none); the planner then ignores
+     * inplace_ok for this kernel, whose bits are left only for display. A kernel whose operands
+     * a result of matching layout could take only one at a time needs it: a horizontal kernel
+     * (codegen/fused_horizontal.c), where another part's result of the same layout writing
+     * over this part's operand could land before this part's blocks read it; the pairing also
+     * reaches past inplace_ok's 32 operands. NULL: inplace_ok alone. */
+    int *inplace_of;
     /* A persistent kernel walks its work grid-stride from blockIdx.x: the launch clamps grid[0]
      * to `persistent` blocks per multiprocessor (0: an ordinary kernel). */
     int persistent;

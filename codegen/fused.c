@@ -159,103 +159,6 @@ static void memo_add(fx *f, const tir_value *v, const crd *co, LLVMValueRef *lan
 
 static LLVMValueRef fconst(LLVMValueRef like, double v) { return LLVMConstReal(LLVMTypeOf(like), v); }
 
-/* f32 compute value -> bf16 storage bits with the hardware's cvt.rn.bf16.f32 (sm_80+): round to
- * nearest even like cg_narrow's integer sequence, in one instruction instead of eight. The one
- * difference: a NaN becomes the canonical NaN 0x7fff rather than keeping its sign (still a NaN,
- * which is all tir promises of a NaN's bits). Other dtypes go through cg_narrow. */
-static LLVMValueRef narrow(cg *g, tir_dtype dt, LLVMValueRef cv) {
-    if (dt == TIR_BF16 && LLVMTypeOf(cv) == g->t_f32)
-        return LLVMBuildBitCast(g->B, LLVMBuildFPTrunc(g->B, cv, g->t_bf16, ""), g->t_i16, "");
-    return cg_narrow(g, dt, cv);
-}
-
-/* the compute value of dtype dt for an f32/f64 result r, rounded as the interpreter rounds */
-static LLVMValueRef round_to(cg *g, tir_dtype dt, LLVMValueRef r) {
-    if (dt == TIR_F32 || dt == TIR_F64) return r;
-    /* fpext (exact), so that LLVM folds a store's fptrunc(fpext(y)) back to y: a value
-     * rounded to bf16 and then stored is converted once */
-    if (dt == TIR_BF16 && LLVMTypeOf(r) == g->t_f32)
-        return LLVMBuildFPExt(g->B, LLVMBuildFPTrunc(g->B, r, g->t_bf16, ""), g->t_f32, "");
-    return cg_widen(g, dt, narrow(g, dt, r));
-}
-
-static LLVMValueRef const_of(cg *g, tir_dtype dt, double v) {
-    v = tir_dtype_round(dt, v);
-    if (tir_dtype_is_float(dt)) return LLVMConstReal(cg_ctype(g, dt), v);
-    if (dt == TIR_BOOL) return LLVMConstInt(g->t_i1, v != 0, 0);
-    return LLVMConstInt(cg_ctype(g, dt), (unsigned long long)(long long)v, 1);
-}
-
-static bool is16(tir_dtype t) { return t == TIR_BF16 || t == TIR_F16; }
-
-/* e^x in f32 through the MUFU's ex2.approx (non-ftz: subnormal results kept): x*log2(e) split
- * into hi + lo by an FMA (lo is the product's rounding error plus log2(e)'s own), and
- * e^x = 2^hi * (1 + lo*ln2). Relative error about 2^-21, against 2^-9 for a half ulp of
- * bf16, so it serves ops whose result is rounded to a 16-bit float (flipping such a rounding
- * needs the exact value within 2^-21 of a tie). lo is dropped where |x| >= 128, where 2^hi is 0
- * or inf already and lo would be NaN; a NaN x gives NaN. */
-static LLVMValueRef fast_exp(cg *g, LLVMValueRef x) {
-    LLVMBuilderRef B = g->B;
-    const double L = 1.4426950408889634;
-    float Lf = (float)L;
-    LLVMValueRef hi = LLVMBuildFMul(B, x, fconst(x, Lf), "");
-    LLVMValueRef fma3[3] = {x, fconst(x, Lf), LLVMBuildFNeg(B, hi, "")};
-    LLVMTypeRef t = g->t_f32;
-    LLVMValueRef lo = cg_intr(g, "llvm.fma", t, 1, &t, 3, fma3);
-    LLVMValueRef fb[3] = {x, fconst(x, (float)(L - (double)Lf)), lo};
-    lo = cg_intr(g, "llvm.fma", t, 1, &t, 3, fb);
-    LLVMValueRef small = LLVMBuildFCmp(B, LLVMRealOLT, cg_intr1(g, "llvm.fabs", x), fconst(x, 128.0), "");
-    lo = LLVMBuildSelect(B, small, lo, fconst(x, 0.0), "");
-    LLVMValueRef fc[3] = {lo, fconst(x, 0.6931471805599453), fconst(x, 1.0)};
-    LLVMValueRef c = cg_intr(g, "llvm.fma", t, 1, &t, 3, fc);
-    return LLVMBuildFMul(B, cg_intr1(g, "llvm.nvvm.ex2.approx", hi), c, "");
-}
-
-/* exp, sigmoid and silu of an f32 compute value whose result is rounded to bf16/f16: the MUFU
- * paths (fast_exp, rcp.approx with 1 ulp) instead of the f32-exact polynomial and IEEE
- * division, which made SwiGLU issue-bound (about 60 instructions an element). sigmoid uses
- * t = e^-|a| in (0, 1], so 1 + t is in [1, 2] (the reciprocal never sees an overflowed
- * e^-a) and sigmoid(a) = a >= 0 ? 1/(1+t) : t/(1+t). NULL: no fast form, use cg_float_op. */
-static LLVMValueRef fast16_op(cg *g, tir_opcode code, LLVMValueRef a) {
-    LLVMBuilderRef B = g->B;
-    if (LLVMTypeOf(a) != g->t_f32) return NULL;
-    if (code == TIR_OP_EXP) return fast_exp(g, a);
-    if (code != TIR_OP_SIGMOID && code != TIR_OP_SILU) return NULL;
-    LLVMValueRef t = fast_exp(g, LLVMBuildFNeg(B, cg_intr1(g, "llvm.fabs", a), ""));
-    LLVMValueRef one_t = LLVMBuildFAdd(B, fconst(a, 1.0), t, "");
-    LLVMValueRef s = cg_intr(g, "llvm.nvvm.rcp.approx.ftz.f", g->t_f32, 0, NULL, 1, &one_t);
-    LLVMValueRef neg = LLVMBuildFCmp(B, LLVMRealOLT, a, fconst(a, 0.0), "");
-    LLVMValueRef sig = LLVMBuildSelect(B, neg, LLVMBuildFMul(B, t, s, ""), s, "");
-    return code == TIR_OP_SILU ? LLVMBuildFMul(B, a, sig, "") : sig;
-}
-
-/* one lane of an elementwise member: operands' compute values -> the result's */
-static LLVMValueRef scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
-    tir_opcode code = op->code;
-    tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
-    unsigned fl = tir_ops[code].flags;
-    if (code == TIR_OP_WHERE) return LLVMBuildSelect(g->B, a[0], a[1], a[2], "");
-    if (code == TIR_OP_CAST) {
-        if (odt == TIR_BF16 && (dt == TIR_F32 || dt == TIR_F16 || dt == TIR_BF16)) return round_to(g, odt, a[0]);
-        return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
-    }
-    if (fl & TIR_F_LOGIC)
-        return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
-               : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
-                                    : LLVMBuildOr(g->B, a[0], a[1], "");
-    if (fl & TIR_F_COMPARE) return cg_compare(g, code, dt, a[0], a[1]);
-    LLVMValueRef r = NULL;
-    if (tir_dtype_is_float(dt)) {
-        if (is16(odt) && (r = fast16_op(g, code, a[0]))) return round_to(g, odt, r);
-        if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return round_to(g, odt, r);
-    } else if (tir_dtype_is_int(dt)) {
-        r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);
-        if (r) return cg_cast(g, TIR_I64, r, odt);
-    }
-    cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s on %s", tir_ops[code].name, tir_dtype_name(dt));
-    return LLVMGetPoison(cg_ctype(g, odt));
-}
-
 /* ---------------------------------------------------------------- evaluation */
 
 static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out);
@@ -415,7 +318,7 @@ static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
     if (!op) {
         load_param(f, v, co, out);
     } else if (op->code == TIR_OP_FULL) {
-        splat(f, out, const_of(g, v->type.dtype, tir_attr_float(op, "value", 0.0)));
+        splat(f, out, cg_const_of(g, v->type.dtype, tir_attr_float(op, "value", 0.0)));
     } else if (op->code == TIR_OP_IOTA) {
         /* the coordinate along axis, in registers (fuse copies iota in like a constant) */
         int ax = 0;
@@ -464,7 +367,7 @@ static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
             }
             LLVMValueRef a[3] = {NULL, NULL, NULL};
             for (int k = 0; k < op->nin; k++) a[k] = in[k][j];
-            out[j] = scalar(g, op, a);
+            out[j] = cg_member(g, op, a);
         }
     } else if (tir_ops[op->code].flags & TIR_F_MOVEMENT) {
         crd xc;
@@ -509,7 +412,7 @@ static void store_lanes(fx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off,
                         int n) {
     cg *g = f->g;
     if (n == 1) {
-        cg_store(g, dt, buf, off, narrow(g, dt, lanes[0]));
+        cg_store(g, dt, buf, off, cg_narrow_hw(g, dt, lanes[0]));
         return;
     }
     LLVMTypeRef st = cg_stype(g, dt);
@@ -523,7 +426,7 @@ static void store_lanes(fx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off,
     } else {
         vv = LLVMGetUndef(LLVMVectorType(st, (unsigned)n));
         for (int j = 0; j < n; j++)
-            vv = LLVMBuildInsertElement(g->B, vv, narrow(g, dt, lanes[j]), cg_i32(g, j), "");
+            vv = LLVMBuildInsertElement(g->B, vv, cg_narrow_hw(g, dt, lanes[j]), cg_i32(g, j), "");
     }
     LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
     LLVMSetAlignment(s, (unsigned)(tir_dtype_size(dt) * (size_t)n));
@@ -808,7 +711,7 @@ typedef struct rst {
 /* e^x for the online sums: the MUFU path in f32 (its 2^-21 relative error stays far below the
  * tolerance of an f32 sum; the values are only summed, never written) */
 static LLVMValueRef online_exp(cg *g, LLVMValueRef x) {
-    return LLVMTypeOf(x) == g->t_f32 ? fast_exp(g, x) : cgm_exp(g, x);
+    return LLVMTypeOf(x) == g->t_f32 ? cg_fast_exp(g, x) : cgm_exp(g, x);
 }
 
 /* the factor a sum taken against max mo is rescaled by to be against m >= mo: 1 when they
@@ -897,21 +800,20 @@ static void group_reduce(fx *f, rowk *rk, rst *sts, int n, int sweep) {
         }
     cg_if_end(g, &c);
     cg_barrier(g);
-    /* every warp folds its group's nw warp values the same way: lane l < nw takes warp l's,
-     * the others the identity, then the same xor tree (a fixed order; nw loads would keep nw
-     * values live at once, which spilled at 1024 threads) */
+    /* every warp folds its group's nw warp values the same way: lane l takes warp (l mod nw)'s
+     * value, then an xor tree over aligned groups of nw lanes (a fixed order; nw loads would keep
+     * nw values live at once, which spilled at 1024 threads). Every group of nw lanes holds the
+     * same nw values in the same places, and the butterfly combines each pair commutatively, so
+     * every lane ends with the same bits: the row's value is in every thread. (Lanes past nw
+     * must not start from the identity: they would end with it.) */
     LLVMValueRef lane = LLVMBuildAnd(B, rk->tid, cg_i64(g, 31), "");
-    LLVMValueRef in = LLVMBuildICmp(B, LLVMIntULT, lane, cg_i64(g, nw), "");
-    LLVMValueRef idx = LLVMBuildAdd(B, first, LLVMBuildSelect(B, in, lane, cg_i64(g, 0), ""), "");
+    LLVMValueRef idx = LLVMBuildAdd(B, first, LLVMBuildAnd(B, lane, cg_i64(g, nw - 1), ""), "");
     for (int i = 0; i < n; i++) {
         LLVMTypeRef at = LLVMTypeOf(sts[i].acc);
         LLVMTypeRef stt = sts[i].ns ? LLVMTypeOf(sts[i].s[0]) : at;
-        LLVMValueRef o = LLVMBuildLoad2(B, at, cg_gep(g, at, sm[i][0], idx), "");
-        sts[i].acc = LLVMBuildSelect(B, in, o, red_identity(at, sts[i].code), "");
-        for (int k = 0; k < sts[i].ns; k++) {
-            LLVMValueRef v = LLVMBuildLoad2(B, stt, cg_gep(g, stt, sm[i][k + 1], idx), "");
-            sts[i].s[k] = LLVMBuildSelect(B, in, v, fconst(v, 0.0), "");
-        }
+        sts[i].acc = LLVMBuildLoad2(B, at, cg_gep(g, at, sm[i][0], idx), "");
+        for (int k = 0; k < sts[i].ns; k++)
+            sts[i].s[k] = LLVMBuildLoad2(B, stt, cg_gep(g, stt, sm[i][k + 1], idx), "");
     }
     for (int m = nw / 2; m >= 1; m /= 2)
         for (int i = 0; i < n; i++) {

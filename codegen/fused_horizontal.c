@@ -26,8 +26,8 @@
  * v_p; results are written with one 16-byte store. Buffers are assumed 16-byte aligned (the
  * runtime's allocations are).
  *
- * In place: an operand read only at the element being written, by the part whose results alone
- * have its layout, may be overwritten (tir_kernel.inplace_ok; inplace_mask).
+ * In place: each result may be written over one operand of its own part read only at the
+ * element being written (tir_kernel.inplace_of; inplace_pairs), which no other result may take.
  *
  * Not lowered (TIR_ERR_UNSUPPORTED; compile.c then runs the members one by one): reductions and
  * other ops that are not elementwise or index maps, ops with no scalar lowering. */
@@ -494,54 +494,96 @@ static bool shares_storage(const tir_op *fop, int j) {
     return false;
 }
 
-/* In place (codegen.h, tir_kernel.inplace_ok): bit j when any result of operand j's dims and
- * element size may be written over operand j. A part's vector is read and written by one thread,
- * every result evaluated before the first store, so it holds when every value computed from j
- * is an elementwise op over j's shape (no broadcast, no index map: element c is read only while
- * element c is computed) and every result reached is of one part q; and every result of j's
- * layout is of part q too: another part's blocks run in any order with q's, so such a result
- * written over j could land before q's blocks read j. (Parts of one shape in one kernel, as an
- * optimizer step's same-shaped tensors, so keep their operands; the mask also ends at 32
- * operands: a per-result mask would lift both, see codegen.h.) */
-static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const part *p, int np) {
-    unsigned mask = 0;
-    bool *t = calloc((size_t)(R->nvalues > 0 ? R->nvalues : 1), sizeof *t);
-    int *rp = calloc((size_t)(R->nres > 0 ? R->nres : 1), sizeof *rp);
-    if (!t || !rp) {
-        free(t);
-        free(rp);
-        return 0; /* never in place: always correct */
-    }
+/* In place (codegen.h, tir_kernel.inplace_of): pair[r] = the operand result r may be written
+ * over, or -1. A part's vector is read and written by one thread, every result evaluated before
+ * the first store, so operand j may take a result of its part q when every value computed from
+ * j is an elementwise op over j's shape (no broadcast, no index map: element c is read only
+ * while element c is computed) and every result reached from j is of part q, whose shape is
+ * j's. The pairing is what makes that enough: no result but pair[r]'s may be written over j, so
+ * another part's result of j's layout, whose blocks run in any order with q's, never lands on j
+ * before q's blocks read it (with a mask of "any result of j's layout", the layers of a model,
+ * which share shapes, kept nearly every operand). Each operand goes to one result at most (two
+ * results over one buffer would be one value), chosen so that an optimizer step pairs p, m, v
+ * with new p, m, v: results with the fewest candidates first, each taking an operand it reads
+ * over one it does not, then the one the fewest results read (p is read only by new p; g by
+ * every result), then the first. Returns false when out of memory. */
+static bool inplace_pairs(const tir_op *fop, const tir_func *R, const part *p, int np, int *pair) {
+    int nin = fop->nin < R->nparams ? fop->nin : R->nparams, nres = R->nres;
+    size_t nv1 = (size_t)(R->nvalues > 0 ? R->nvalues : 1), nr1 = (size_t)(nres > 0 ? nres : 1),
+           ni1 = (size_t)(nin > 0 ? nin : 1);
+    bool *t = calloc(nv1, sizeof *t);
+    bool *dep = calloc(ni1 * nr1, sizeof *dep); /* dep[j * nres + r]: result r reads operand j */
+    int *rp = calloc(nr1, sizeof *rp), *q = malloc(ni1 * sizeof *q), *nreads = calloc(ni1, sizeof *nreads);
+    int *ncand = calloc(nr1, sizeof *ncand), *order = malloc(nr1 * sizeof *order);
+    bool *claimed = calloc(ni1, sizeof *claimed);
+    bool ok = t && dep && rp && q && nreads && ncand && order && claimed;
+    for (int r = 0; r < nres; r++) pair[r] = -1;
+    if (!ok) goto out;
     for (int i = 0; i < np; i++)
-        for (int r = p[i].r0; r < p[i].r0 + p[i].nr && r < R->nres; r++) rp[r] = i;
+        for (int r = p[i].r0; r < p[i].r0 + p[i].nr && r < nres; r++) rp[r] = i;
 #define TAINT(v) ((v)->id >= 0 && (v)->id < R->nvalues && t[(v)->id])
-    for (int j = 0; j < fop->nin && j < R->nparams && j < 32; j++) {
+    for (int j = 0; j < nin; j++) {
+        q[j] = -1;
         const tir_value *pv = R->params[j];
         if (pv->id < 0 || pv->id >= R->nvalues || shares_storage(fop, j)) continue;
-        memset(t, 0, (size_t)R->nvalues * sizeof *t);
+        memset(t, 0, nv1 * sizeof *t);
         t[pv->id] = true;
-        bool ok = true;
-        for (int i = 0; i < R->nops && ok; i++) {
+        bool good = true;
+        for (int i = 0; i < R->nops && good; i++) {
             const tir_op *op = R->ops[i];
             bool any = false;
             for (int k = 0; k < op->nin; k++) any |= TAINT(op->in[k]);
             if (!any) continue;
-            ok = tir_op_is_elementwise(op->code) && op->nout == 1 && cg_same_dims(&op->out[0]->type, &pv->type) &&
-                 op->out[0]->id >= 0 && op->out[0]->id < R->nvalues;
-            if (ok) t[op->out[0]->id] = true;
+            good = tir_op_is_elementwise(op->code) && op->nout == 1 && cg_same_dims(&op->out[0]->type, &pv->type) &&
+                   op->out[0]->id >= 0 && op->out[0]->id < R->nvalues;
+            if (good) t[op->out[0]->id] = true;
         }
-        int q = -1;
-        for (int r = 0; r < R->nres && ok; r++) {
-            if (!TAINT(R->results[r]) && !same_layout(&R->results[r]->type, &pv->type)) continue;
-            if (q < 0) q = rp[r];
-            ok = rp[r] == q && cg_same_dims(p[q].t, &pv->type);
+        int qj = -1;
+        for (int r = 0; r < nres && good; r++) {
+            if (!TAINT(R->results[r])) continue;
+            dep[(size_t)j * nr1 + (size_t)r] = true;
+            nreads[j]++;
+            if (qj < 0) qj = rp[r];
+            good = rp[r] == qj;
         }
-        if (ok && q >= 0) mask |= 1u << j;
+        if (good && qj >= 0 && cg_same_dims(p[qj].t, &pv->type)) q[j] = qj;
     }
 #undef TAINT
+#define CAND(j, r) (q[j] >= 0 && q[j] == rp[r] && same_layout(&R->results[r]->type, &R->params[j]->type))
+    for (int r = 0; r < nres; r++) {
+        for (int j = 0; j < nin; j++) ncand[r] += CAND(j, r);
+        int k = r; /* insertion: by candidates, stable */
+        while (k > 0 && ncand[order[k - 1]] > ncand[r]) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = r;
+    }
+    for (int i = 0; i < nres; i++) {
+        int r = order[i], best = -1;
+        for (int j = 0; j < nin; j++) {
+            if (claimed[j] || !CAND(j, r)) continue;
+            bool dj = dep[(size_t)j * nr1 + (size_t)r];
+            if (best < 0 || (dj && !dep[(size_t)best * nr1 + (size_t)r]) ||
+                (dj == dep[(size_t)best * nr1 + (size_t)r] && nreads[j] < nreads[best]))
+                best = j;
+        }
+        if (best >= 0) {
+            pair[r] = best;
+            claimed[best] = true;
+        }
+    }
+#undef CAND
+out:
     free(t);
+    free(dep);
     free(rp);
-    return mask;
+    free(q);
+    free(nreads);
+    free(ncand);
+    free(order);
+    free(claimed);
+    return ok;
 }
 
 static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_attr_value *sched) {
@@ -575,17 +617,25 @@ static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_at
     }
     cg_begin_kernel(g, name, fop->nin + fop->nout, (int)block);
     /* noalias + readonly operands (ld.global.nc): a region names each operand once and a result
-     * has storage of its own, so no result overlaps anything the kernel reads; except the
-     * operands that may be overwritten in place and the results that may take them (those of
-     * such an operand's layout): plain pointers, so their loads are coherent and stay before
-     * the stores that may hit them */
-    unsigned inplace = inplace_mask(fop, R, p, np);
+     * has storage of its own, so no result overlaps anything the kernel reads; except each
+     * operand paired with a result for in place and that result: plain pointers, so their loads
+     * are coherent and stay before the stores that may hit them. The kernel owns the pairing
+     * from here (freed with it, on failure too). */
+    int *pair = malloc((size_t)fop->nout * sizeof *pair);
+    if (!pair || !inplace_pairs(fop, R, p, np, pair)) {
+        free(pair);
+        free(p);
+        return cg_fail(g, TIR_ERR_OOM, "out of memory");
+    }
+    g->k->inplace_of = pair;
+    unsigned inplace = 0; /* inplace_ok, for display only: the planner follows the pairing */
+    for (int r = 0; r < fop->nout; r++)
+        if (pair[r] >= 0 && pair[r] < 32) inplace |= 1u << pair[r];
     unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
     unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
     for (int i = 0; i < g->nbuf; i++) {
-        bool plain = i < fop->nin && i < 32 && (inplace >> i & 1);
-        for (int j = 0; i >= fop->nin && j < fop->nin && j < 32 && !plain; j++)
-            plain = (inplace >> j & 1) && same_layout(&fop->out[i - fop->nin]->type, &fop->in[j]->type);
+        bool plain = i >= fop->nin && i - fop->nin < fop->nout && pair[i - fop->nin] >= 0;
+        for (int r = 0; i < fop->nin && r < fop->nout && !plain; r++) plain = pair[r] == i;
         if (plain) continue;
         LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
         if (i < fop->nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));

@@ -1463,47 +1463,6 @@ static bool param_cast(const tir_value *v) {
     return v->def && v->def->code == TIR_OP_CAST && v->def->nin == 1 && !v->def->in[0]->def;
 }
 
-/* the compute value of dtype dt for a result r, rounded as the interpreter rounds */
-static LLVMValueRef epi_round(cg *g, tir_dtype dt, LLVMValueRef r) {
-    if (dt == TIR_F32 || dt == TIR_F64 || !tir_dtype_is_float(dt)) return r;
-    if (dt == TIR_BF16 && LLVMTypeOf(r) == g->t_f32)
-        return LLVMBuildFPExt(g->B, LLVMBuildFPTrunc(g->B, r, g->t_bf16, ""), g->t_f32, "");
-    return cg_widen(g, dt, cg_narrow(g, dt, r));
-}
-
-static LLVMValueRef epi_const(cg *g, tir_dtype dt, double v) {
-    v = tir_dtype_round(dt, v);
-    if (tir_dtype_is_float(dt)) return LLVMConstReal(cg_ctype(g, dt), v);
-    if (dt == TIR_BOOL) return LLVMConstInt(g->t_i1, v != 0, 0);
-    return LLVMConstInt(cg_ctype(g, dt), (unsigned long long)(long long)v, 1);
-}
-
-/* one elementwise member on its operands' compute values */
-static LLVMValueRef epi_scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
-    tir_opcode code = op->code;
-    tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
-    unsigned fl = tir_ops[code].flags;
-    if (code == TIR_OP_WHERE) return LLVMBuildSelect(g->B, a[0], a[1], a[2], "");
-    if (code == TIR_OP_CAST) {
-        if (odt == TIR_BF16 && (dt == TIR_F32 || dt == TIR_F16 || dt == TIR_BF16)) return epi_round(g, odt, a[0]);
-        return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
-    }
-    if (fl & TIR_F_LOGIC)
-        return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
-               : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
-                                    : LLVMBuildOr(g->B, a[0], a[1], "");
-    if (fl & TIR_F_COMPARE) return cg_compare(g, code, dt, a[0], a[1]);
-    LLVMValueRef r = NULL;
-    if (tir_dtype_is_float(dt)) {
-        if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return epi_round(g, odt, r);
-    } else if (tir_dtype_is_int(dt)) {
-        r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);
-        if (r) return cg_cast(g, TIR_I64, r, odt);
-    }
-    cg_fail(g, TIR_ERR_UNSUPPORTED, "matmul epilogue: %s on %s", tir_ops[code].name, tir_dtype_name(dt));
-    return LLVMGetPoison(cg_ctype(g, odt));
-}
-
 #define EPI_MAX_OPS 64
 
 /* the region's result at output element (row, col) of the current batch, from the matmul's
@@ -1525,12 +1484,12 @@ static LLVMValueRef epi_eval(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValu
         const tir_op *op = r->ops[i];
         if (op == m->mmop) {
             /* a widened matmul's f32 result is the accumulator itself */
-            val[i] = epi_round(g, op->out[0]->type.dtype, acc);
+            val[i] = cg_round_to(g, op->out[0]->type.dtype, acc);
         } else if (op->out[0] == m->mmop->in[0] || op->out[0] == m->mmop->in[1] ||
                    (param_cast(op->out[0]) && !bcasts_to(&op->out[0]->type, &m->mmop->out[0]->type))) {
             continue; /* a widened operand (the main loop's), or a cast no member reads */
         } else if (op->code == TIR_OP_FULL) {
-            val[i] = epi_const(g, op->out[0]->type.dtype, tir_attr_float(op, "value", 0.0));
+            val[i] = cg_const_of(g, op->out[0]->type.dtype, tir_attr_float(op, "value", 0.0));
         } else {
             LLVMValueRef a[3];
             for (int j = 0; j < op->nin && j < 3; j++) {
@@ -1557,7 +1516,7 @@ static LLVMValueRef epi_eval(mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValu
                     a[j] = val[k];
                 }
             }
-            val[i] = epi_scalar(g, op, a);
+            val[i] = cg_member(g, op, a);
         }
         if (op->out[0] == res) {
             /* the result as a compute value of its own dtype: f32 for 16-bit floats */

@@ -430,6 +430,8 @@ tir_status tir_compile(tir_module *m, const char *func, const tir_options *opts,
             opts->matmul != TIR_MATMUL_TIR && st->mm->site.lt_ok) {
             p->wants_lt = true;
             st->k.inplace_ok = 0; /* cuBLASLt reads its operands across elements: never in place */
+            free(st->k.inplace_of);
+            st->k.inplace_of = NULL;
         }
         if (e) s = oom(d);
     }
@@ -778,7 +780,7 @@ static tir_status plan_for(const tir_program *p, const size_t *nbytes, bool devi
     for (int i = 0; i < p->nsteps; i++) {
         const step *st = &p->steps[i];
         ms[i] = (tir_mem_step){st->nin, st->nout, st->in, st->out, st->k.alias_of,
-                               st->k.inplace_ok};
+                               st->k.inplace_ok, st->k.inplace_of};
     }
     tir_mem_problem pb = {
         .nvalues = p->nvalues, .nbytes = nbytes, .types = p->types,

@@ -5,8 +5,9 @@
  * requires: a verified module, normally after decompose and cleanup (composites, calls and
  *           fused ops already there are left alone, as opaque ops).
  * maintains: signatures and results; the meaning of every value, bit for bit: the same ops run
- *           in the same order, only grouped; the names of values that stay visible outside a
- *           region (a region result takes its member's name).
+ *           in the same order, only grouped (a recomputed value, below, runs in every kernel
+ *           that reads it: a pure function gives the same bits each time); the names of values
+ *           that stay visible outside a region (a region result takes its member's name).
  * breaks:  the flat op list: elementwise ops, reductions and the movement ops feeding them now
  *           live in regions, so passes that match patterns across ops (simplify's rules) no
  *           longer see through a region boundary.
@@ -33,10 +34,25 @@
  *     shapes (F, keepdim, squeezed);
  *   - full() constants and iota() index tensors are copied into every region that reads them
  *     (free to recompute: no operand, the value is a function of the index);
+ *   - so is a cheap pure function of the parameters (recomputed): a value computed from
+ *     function parameters, full() and iota() only, through cheap elementwise ops (cast, neg,
+ *     abs, relu, add, sub, mul, minimum, maximum, compares, logic, where) and single-operand
+ *     index maps, at most TIR_FUSE_RECOMPUTE_OPS ops in all (full and iota not counted). A
+ *     kernel that reads it from another kernel (or from a lone index map) recomputes it from
+ *     the parameters instead, so it is never a kernel result read by kernels: RoPE's f32
+ *     cos/sin and its half mask, which CSE shares between q and k, cost no launch and no f32
+ *     round trip. Grouping is unchanged; the copies are made when the kernels are built, the
+ *     kernel that owned such ops keeps them while it reads them itself or something outside
+ *     kernels needs them (an opaque op, the return), and a kernel left with no result
+ *     disappears. The bound: the copies read nothing a kernel writes (no reduction, no
+ *     non-parameter value, so no ordering edge and no cycle can appear), are cheap (one or two
+ *     instructions per element, no transcendental, no division) and few, so a copy costs less
+ *     than the load of a materialised value it replaces. Recomputing a pure function gives
+ *     the same bits, so the values do not change;
  *   - matmul, take, scatter_add, concat, split, calls, composites and fused ops stay
  *     outside (matmul epilogues are separate work);
- *   - a member whose result is needed outside (by another kernel or the return) stays a member
- *     and becomes an extra result of its region;
+ *   - a member whose result is needed outside (by the return, an op outside kernels, or another
+ *     kernel that cannot recompute it) stays a member and becomes an extra result of its region;
  *   - no group may make the graph of kernels cyclic.
  * Every kernel is then a region, even a single op; a lone movement op stays a plain op.
  *
@@ -45,13 +61,19 @@
  * from the ops (rmsnorm, layernorm, softmax, log_softmax, cross_entropy, swiglu, geglu), else
  * the composite whose source location the ops carry (decompose stamps its loc on them), else
  * the first reduction or elementwise op. tir_fuse_explain prints the same analysis with the
- * reason for every kernel boundary. */
+ * reason for every kernel boundary; a kernel's recomputed values are listed with it
+ * ("recomputes:") and an edge into such a copy is no boundary. */
 #include <stdio.h>
 
 #include "passes.h"
 #include "rewrite.h"
 
 enum { CL_OPAQUE, CL_EW, CL_RED, CL_MOV, CL_CONST };
+
+/* the most ops (besides full and iota) a recomputed value may take: RoPE's cos/sin are a cast
+ * and a reshape, its mask an iota compare; a few more leave room for a scaled or sliced table
+ * without letting a long chain be recomputed per element of every kernel that reads it */
+#define TIR_FUSE_RECOMPUTE_OPS 4
 
 static int classify(const tir_op *op) {
     unsigned fl = tir_ops[op->code].flags;
@@ -65,6 +87,20 @@ static int classify(const tir_op *op) {
      * reads, so they stay kernels of their own */
     if ((fl & TIR_F_MOVEMENT) && tir_ops[op->code].max_in == 1 && tir_ops[op->code].nout == 1) return CL_MOV;
     return CL_OPAQUE;
+}
+
+/* elementwise ops of one or two instructions per element, cheap enough to recompute in every
+ * kernel that reads them (no transcendental, no division) */
+static bool cheap_op(const tir_op *op) {
+    switch (op->code) {
+    case TIR_OP_NEG: case TIR_OP_ABS: case TIR_OP_RELU: case TIR_OP_NOT: case TIR_OP_ADD: case TIR_OP_SUB:
+    case TIR_OP_MUL: case TIR_OP_MAXIMUM: case TIR_OP_MINIMUM: case TIR_OP_EQ: case TIR_OP_NE: case TIR_OP_LT:
+    case TIR_OP_LE: case TIR_OP_GT: case TIR_OP_GE: case TIR_OP_AND: case TIR_OP_OR: case TIR_OP_WHERE:
+    case TIR_OP_CAST:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* why an op that is not fusible stays outside */
@@ -108,6 +144,12 @@ typedef struct fa {
     bool *hasred;      /* by root: has a reduction */
     int *mark, *seen, *dep, *stack; /* scratch, by op, with stamps */
     unsigned char *gd;  /* scratch, by op: depends on a reduction across rows (1 a total, 2 a column sum) */
+    bool *cand;        /* by op: a cheap pure function of the parameters, recomputed where read */
+    bool *kern;        /* by op: a member of a group that has compute (a kernel) */
+    bool *need;        /* by op: its value exists outside regions (a kernel result, an op left
+                        * outside); valid once has_need */
+    bool *keep;        /* by op: a member its kernel still computes (not only recomputed elsewhere) */
+    bool has_need;
     int stamp;
     boundary *bd;
     int nbd, capbd;
@@ -137,6 +179,10 @@ static void fa_free(fa *a) {
     free(a->seen);
     free(a->dep);
     free(a->gd);
+    free(a->cand);
+    free(a->kern);
+    free(a->need);
+    free(a->keep);
     free(a->stack);
     free(a->bd);
     memset(a, 0, sizeof *a);
@@ -166,9 +212,14 @@ static bool fa_init(fa *a, tir_module *m, tir_func *f) {
     a->seen = calloc(nn, sizeof *a->seen);
     a->dep = calloc(nn, sizeof *a->dep);
     a->gd = calloc(nn, sizeof *a->gd);
+    a->cand = calloc(nn, sizeof *a->cand);
+    a->kern = calloc(nn, sizeof *a->kern);
+    a->need = calloc(nn, sizeof *a->need);
+    a->keep = calloc(nn, sizeof *a->keep);
     a->stack = malloc(nn * sizeof *a->stack);
     if (!a->cls || !a->def || !a->uoff || !a->ret || !a->parent || !a->mem || !a->nmem || !a->capmem ||
-        !a->gmin || !a->hasred || !a->mark || !a->seen || !a->dep || !a->gd || !a->stack)
+        !a->gmin || !a->hasred || !a->mark || !a->seen || !a->dep || !a->gd || !a->cand || !a->kern || !a->need ||
+        !a->keep || !a->stack)
         return false;
     for (size_t i = 0; i < nv; i++) a->def[i] = -1;
     size_t nuse = 0;
@@ -366,6 +417,7 @@ static void say(char *why, size_t wn, const char *fmt, ...) {
 }
 
 static bool has_outside_user(fa *a, int m) {
+    if (a->has_need) return a->need[m]; /* the kernels are built: copies read no result */
     if (a->ret[m]) return true;
     for (int u = a->uoff[m]; u < a->uoff[m + 1]; u++)
         if (a->mark[a->users[u]] != a->stamp) return true;
@@ -734,9 +786,12 @@ typedef struct kernel {
     tir_attr_value sched[5];
     int nsched;
     tir_loc loc;
+    int *copy;         /* ops recomputed in the kernel (full, iota and cand), in first-use order */
+    int ncopy;
 } kernel;
 
 static void kernel_free(kernel *k) {
+    free(k->copy);
     free(k->ops);
     free(k->in);
     free(k->out);
@@ -868,6 +923,82 @@ static bool names_init(names *nm, const tir_module *m) {
 
 static bool order_kernels(fa *a, kernel *ks, int nk);
 
+/* The ops of a's cone (op k and what it is computed from, full and iota aside): at most limit+1
+ * counted, so a long chain stops the walk early. */
+static int cone_size(fa *a, int k, int limit) {
+    const tir_func *f = a->f;
+    int seen = ++a->stamp, top = 0, n = 0;
+    a->seen[k] = seen;
+    a->stack[top++] = k;
+    while (top > 0 && n <= limit) {
+        int x = a->stack[--top];
+        n++;
+        for (int i = 0; i < f->ops[x]->nin; i++) {
+            int p = def_of(a, f->ops[x]->in[i]);
+            if (p < 0 || a->cls[p] == CL_CONST || a->seen[p] == seen) continue;
+            a->seen[p] = seen;
+            a->stack[top++] = p;
+        }
+    }
+    return n;
+}
+
+/* Which values are recomputed where they are read (cand), which ops are kernel members (kern),
+ * which values must exist outside regions (need): a member's when the return, an op left
+ * outside that is emitted, or a kernel that cannot recompute it reads it; an op left outside is
+ * emitted unless it is free to recompute (full, iota, cand) and only kernels read it; and which
+ * members their kernel still computes (keep): all but recomputed values that neither it nor
+ * anything outside reads any more. Users come after their producers in a function, so one
+ * backward sweep settles need and keep. */
+static void plan_recompute(fa *a) {
+    const tir_func *f = a->f;
+    for (int k = 0; k < a->n; k++) {
+        const tir_op *op = f->ops[k];
+        bool ok = (a->cls[k] == CL_EW && cheap_op(op)) || a->cls[k] == CL_MOV;
+        for (int i = 0; ok && i < op->nin; i++) {
+            int p = def_of(a, op->in[i]);
+            ok = p >= 0 ? a->cls[p] == CL_CONST || a->cand[p] : op->in[i]->def == NULL && op->in[i]->func == f;
+        }
+        a->cand[k] = ok && cone_size(a, k, TIR_FUSE_RECOMPUTE_OPS) <= TIR_FUSE_RECOMPUTE_OPS;
+    }
+    for (int k = 0; k < a->n; k++) a->kern[k] = false;
+    for (int k = 0; k < a->n; k++)
+        if (a->cls[k] == CL_EW || a->cls[k] == CL_RED) a->kern[find(a, k)] = true;
+    for (int k = 0; k < a->n; k++) a->kern[k] = a->kern[find(a, k)];
+    for (int k = a->n - 1; k >= 0; k--) {
+        bool copyable = a->cls[k] == CL_CONST || a->cand[k];
+        bool need = a->ret[k] || (!a->kern[k] && !copyable);
+        for (int e = a->uoff[k]; !need && e < a->uoff[k + 1]; e++) {
+            int u = a->users[e];
+            if (a->kern[u]) need = !copyable && !(a->kern[k] && find(a, u) == find(a, k));
+            else need = a->need[u];
+        }
+        a->need[k] = need;
+        bool keep = a->kern[k] && (need || !a->cand[k]);
+        for (int e = a->uoff[k]; !keep && a->kern[k] && e < a->uoff[k + 1]; e++)
+            keep = find(a, a->users[e]) == find(a, k) && a->keep[a->users[e]];
+        a->keep[k] = keep;
+    }
+    a->has_need = true;
+}
+
+/* Appends op p to k's copies (first what it reads), unless it is a member or already there;
+ * params it reads become operands. */
+static bool add_copy(fa *a, kernel *k, int p) {
+    const tir_op *op = a->f->ops[p];
+    if (a->mark[p] == a->stamp || a->mark[p] == a->stamp - 1) return true; /* a member, or copied */
+    for (int j = 0; j < op->nin; j++) {
+        int q = def_of(a, op->in[j]);
+        if (q < 0 ? !push_val(&k->in, &k->nin, op->in[j]) : !add_copy(a, k, q)) return false;
+    }
+    a->mark[p] = a->stamp - 1;
+    int *nc = realloc(k->copy, (size_t)(k->ncopy + 1) * sizeof *nc);
+    if (!nc) return false;
+    nc[k->ncopy++] = p;
+    k->copy = nc;
+    return true;
+}
+
 /* The kernels of an analysed function, in order of their first op. */
 static bool build_kernels(fa *a, names *nm, kernel **out, int *nout) {
     const tir_func *f = a->f;
@@ -875,19 +1006,22 @@ static bool build_kernels(fa *a, names *nm, kernel **out, int *nout) {
     int nk = 0;
     *out = NULL;
     *nout = 0;
+    plan_recompute(a);
     for (int r = 0; r < a->n; r++) {
-        if (find(a, r) != r) continue;
-        bool compute = false;
-        for (int i = 0; i < a->nmem[r]; i++) compute |= a->cls[a->mem[r][i]] == CL_EW || a->cls[a->mem[r][i]] == CL_RED;
-        if (!compute) continue;
+        if (find(a, r) != r || !a->kern[r]) continue;
+        /* a kernel of recomputed values that nothing needs from it any more is gone (its
+         * readers recompute it) */
+        int nkeep = 0;
+        for (int i = 0; i < a->nmem[r]; i++) nkeep += a->keep[a->mem[r][i]];
+        if (!nkeep) continue;
         kernel *nks = realloc(ks, (size_t)(nk + 1) * sizeof *nks);
         if (!nks) goto oom;
         ks = nks;
         kernel *k = &ks[nk++];
         memset(k, 0, sizeof *k);
-        k->nops = a->nmem[r];
-        if (!(k->ops = malloc((size_t)k->nops * sizeof *k->ops))) goto oom;
-        memcpy(k->ops, a->mem[r], (size_t)k->nops * sizeof *k->ops);
+        if (!(k->ops = malloc((size_t)nkeep * sizeof *k->ops))) goto oom;
+        for (int i = 0; i < a->nmem[r]; i++)
+            if (a->keep[a->mem[r][i]]) k->ops[k->nops++] = a->mem[r][i];
         qsort(k->ops, (size_t)k->nops, sizeof *k->ops, cmp_int);
         a->stamp += 2;
         for (int i = 0; i < k->nops; i++) a->mark[k->ops[i]] = a->stamp;
@@ -895,8 +1029,13 @@ static bool build_kernels(fa *a, names *nm, kernel **out, int *nout) {
             const tir_op *op = f->ops[k->ops[i]];
             for (int j = 0; j < op->nin; j++) {
                 int p = def_of(a, op->in[j]);
-                /* members and constants (copied in) are not operands */
-                if (p >= 0 && (a->mark[p] == a->stamp || a->cls[p] == CL_CONST)) continue;
+                /* members are not operands; constants and recomputed values are copied in,
+                 * what they read becoming operands */
+                if (p >= 0 && a->mark[p] == a->stamp) continue;
+                if (p >= 0 && (a->cls[p] == CL_CONST || a->cand[p])) {
+                    if (!add_copy(a, k, p)) goto oom;
+                    continue;
+                }
                 if (!push_val(&k->in, &k->nin, op->in[j])) goto oom;
             }
         }
@@ -993,8 +1132,45 @@ static int heap_pop(heap *h) {
     return top;
 }
 
-/* Appends kernel k to f as a fused op: its region holds copies of the members (and of the
- * constants they read), in program order. */
+/* The region's copy of op p, a constant or recomputed value (and first of what it reads), made
+ * in r unless it is there: NULL when out of memory or when p reads something no region can
+ * (a bug, reported). */
+static tir_value *copy_in(tir_rw *rw, fa *a, tir_func *r, tir_vmap *map, int p, tir_diag *d, tir_status *st) {
+    const tir_op *op = rw->old[p];
+    tir_value *tmp[3];
+    if (op->nin > 3 || (a->cls[p] != CL_CONST && !a->cand[p])) {
+        *st = tir_diag_set(d, TIR_ERR_INTERNAL, a->m, op->loc, "fuse: %s reads a value outside its kernel",
+                           tir_ops[op->code].name);
+        return NULL;
+    }
+    for (int j = 0; j < op->nin; j++) {
+        tir_value *v = tir_vmap_get(map, op->in[j]);
+        if (!v) {
+            int q = def_of(a, op->in[j]);
+            if (q < 0) {
+                *st = tir_diag_set(d, TIR_ERR_INTERNAL, a->m, op->loc, "fuse: a recomputed %s reads a missing operand",
+                                   tir_ops[op->code].name);
+                return NULL;
+            }
+            if (!(v = copy_in(rw, a, r, map, q, d, st))) return NULL;
+        }
+        tmp[j] = v;
+    }
+    tir_op *c = tir_rw_clone(r, op, op->nin ? tmp : NULL, NULL, d);
+    if (!c) {
+        *st = tir_rw_fail(d);
+        return NULL;
+    }
+    c->out[0]->name = op->out[0]->name;
+    if (!tir_vmap_put(map, op->out[0], c->out[0])) {
+        *st = tir_diag_set(d, TIR_ERR_OOM, a->m, op->loc, "out of memory");
+        return NULL;
+    }
+    return c->out[0];
+}
+
+/* Appends kernel k to f as a fused op: its region holds copies of the members in program order,
+ * each constant and recomputed value they read copied just before its first reader. */
 static tir_status emit_kernel(tir_rw *rw, fa *a, const kernel *k, tir_diag *d) {
     tir_func *f = rw->f;
     tir_module *m = f->module;
@@ -1020,21 +1196,14 @@ static tir_status emit_kernel(tir_rw *rw, fa *a, const kernel *k, tir_diag *d) {
         const tir_op *op = rw->old[k->ops[i]];
         for (int j = 0; j < op->nin; j++) {
             tir_value *v = tir_vmap_get(&map, op->in[j]);
-            if (!v) { /* a constant, copied in before its first use */
+            if (!v) { /* a constant or recomputed value, copied in before its first use */
                 int p = def_of(a, op->in[j]);
-                if (p < 0 || a->cls[p] != CL_CONST) {
+                if (p < 0) {
                     st = tir_diag_set(d, TIR_ERR_INTERNAL, m, op->loc, "fuse: %s reads a value outside its kernel",
                                       tir_ops[op->code].name);
                     break;
                 }
-                tir_op *c = tir_rw_clone(r, rw->old[p], NULL, NULL, d);
-                if (!c) {
-                    st = tir_rw_fail(d);
-                    break;
-                }
-                c->out[0]->name = rw->old[p]->out[0]->name;
-                if (!tir_vmap_put(&map, op->in[j], c->out[0])) goto oom;
-                v = c->out[0];
+                if (!(v = copy_in(rw, a, r, &map, p, d, &st))) break;
             }
             tmp[j] = v;
         }
@@ -1115,21 +1284,16 @@ static bool make_plan(fa *a, const kernel *ks, int nk, plan *pl) {
         for (int j = 0; j < ks[i].nops; j++) unit_of[ks[i].ops[j]] = nu;
         nu++;
     }
-    /* a constant stays outside only while an op outside every kernel, or the return, reads it */
+    /* a constant or a recomputed value stays outside only while an op outside every kernel, or
+     * the return, reads it (need) */
     for (int k = 0; k < n; k++) {
-        if (unit_of[k] >= 0) continue;
-        bool live = a->cls[k] != CL_CONST || a->ret[k];
-        for (int e = a->uoff[k]; !live && e < a->uoff[k + 1]; e++) {
-            int c = a->users[e];
-            live = unit_of[c] < 0 || u[unit_of[c]].kernel < 0;
-        }
-        if (!live) continue;
+        if (unit_of[k] >= 0 || !a->need[k]) continue;
         u[nu] = (unit){.kernel = -1, .op = k, .key = k};
         unit_of[k] = nu++;
     }
     pl->nu = nu;
-    /* edges between units (a constant read by a kernel is copied in: no edge); counted, then
-     * filled */
+    /* edges between units (a constant or recomputed value read by a kernel is copied in: no
+     * edge); counted, then filled */
     for (int pass = 0; pass < 2 && ok; pass++) {
         for (int c = 0; c < n; c++) {
             int uc = unit_of[c];
@@ -1137,7 +1301,7 @@ static bool make_plan(fa *a, const kernel *ks, int nk, plan *pl) {
             for (int i = 0; i < f->ops[c]->nin; i++) {
                 int p = def_of(a, f->ops[c]->in[i]);
                 if (p < 0 || unit_of[p] < 0 || unit_of[p] == uc) continue;
-                if (a->cls[p] == CL_CONST && u[uc].kernel >= 0) continue;
+                if ((a->cls[p] == CL_CONST || a->cand[p]) && u[uc].kernel >= 0) continue;
                 unit *up = &u[unit_of[p]];
                 if (pass == 1) {
                     up->succ[up->nsucc] = uc;
@@ -1255,14 +1419,14 @@ static void put_value_ref(FILE *out, const fa *a, const tir_value *v) {
     else fprintf(out, "parameter %d", v->index);
 }
 
-static void explain_func(FILE *out, fa *a, kernel *ks, int nk) {
+static bool explain_func(FILE *out, fa *a, kernel *ks, int nk) {
     const tir_func *f = a->f;
     int outside = 0;
     for (int k = 0; k < a->n; k++) {
         bool in = false;
         for (int i = 0; i < nk && !in; i++)
             for (int j = 0; j < ks[i].nops && !in; j++) in = ks[i].ops[j] == k;
-        outside += !in && a->cls[k] != CL_CONST;
+        outside += !in && a->cls[k] != CL_CONST && a->need[k]; /* recomputed ops are inside */
     }
     fprintf(out, "@%s: %d kernel%s, %d op%s outside kernels\n", f->name, nk, nk == 1 ? "" : "s", outside,
             outside == 1 ? "" : "s");
@@ -1283,6 +1447,11 @@ static void explain_func(FILE *out, fa *a, kernel *ks, int nk) {
         }
         fprintf(out, "\n    ops:");
         for (int j = 0; j < k->nops; j++) fprintf(out, "%s %s", j ? "," : "", opname(f->ops[k->ops[j]]).s);
+        int nrec = 0;
+        for (int j = 0; j < k->ncopy; j++) {
+            if (a->cls[k->copy[j]] == CL_CONST) continue;
+            fprintf(out, "%s %s", nrec++ ? "," : "\n    recomputes:", opname(f->ops[k->copy[j]]).s);
+        }
         fprintf(out, "\n    reads:");
         for (int j = 0; j < k->nin; j++) {
             fputs(j ? ", " : " ", out);
@@ -1295,13 +1464,22 @@ static void explain_func(FILE *out, fa *a, kernel *ks, int nk) {
         }
         fputs("\n", out);
     }
+    /* an edge into a kernel that recomputes its producer is no boundary: the copy is inside */
     int nb = 0;
-    for (int i = 0; i < a->nbd; i++) nb += find(a, a->bd[i].from) != find(a, a->bd[i].to);
+    bool *cut = calloc((size_t)(a->nbd ? a->nbd : 1), sizeof *cut);
+    if (!cut) return false;
+    for (int i = 0; i < a->nbd; i++) {
+        int p = a->bd[i].from, c = a->bd[i].to;
+        cut[i] = find(a, p) != find(a, c) && !(a->cand[p] && (a->kern[c] || !a->need[c]));
+        nb += cut[i];
+    }
     if (nb) fprintf(out, "  boundaries:\n");
     for (int i = 0; i < a->nbd; i++)
-        if (find(a, a->bd[i].from) != find(a, a->bd[i].to))
+        if (cut[i])
             fprintf(out, "    %s -> %s: %s\n", opname(f->ops[a->bd[i].from]).s, opname(f->ops[a->bd[i].to]).s,
                 a->bd[i].why);
+    free(cut);
+    return true;
 }
 
 tir_status tir_fuse_explain(tir_module *m, FILE *out, tir_diag *d) {
@@ -1321,8 +1499,8 @@ tir_status tir_fuse_explain(tir_module *m, FILE *out, tir_diag *d) {
         fa a;
         kernel *ks = NULL;
         int nk = 0;
-        if (!analyse(&a, m, f) || !build_kernels(&a, &nm, &ks, &nk)) st = tir_diag_set(d, TIR_ERR_OOM, m, f->loc, "out of memory");
-        else explain_func(out, &a, ks, nk);
+        if (!analyse(&a, m, f) || !build_kernels(&a, &nm, &ks, &nk) || !explain_func(out, &a, ks, nk))
+            st = tir_diag_set(d, TIR_ERR_OOM, m, f->loc, "out of memory");
         kernels_free(ks, nk);
         fa_free(&a);
     }

@@ -51,6 +51,8 @@ typedef struct tir_mem_step {
     const int *in, *out;  /* value ids */
     int alias_of;         /* out[0] is a view of operand alias_of (no kernel); -1 none */
     unsigned inplace_ok;  /* bit j: a result may be written over operand j (tir_kernel.inplace_ok) */
+    const int *inplace_of; /* per result: the one operand it may be written over, -1 none
+                              (tir_kernel.inplace_of); when set, inplace_ok is not read */
 } tir_mem_step;
 typedef struct tir_mem_problem {
     int nvalues;

@@ -6,7 +6,8 @@
  *           id; every value's size in bytes under the binding; for each step the operands a
  *           result may overwrite (tir_kernel.inplace_ok: only codegen knows that its kernel reads
  *           an element of that operand by the thread that writes it, before it writes it, and
- *           that the operand is not read through the non-coherent cache).
+ *           that the operand is not read through the non-coherent cache), or, where the kernel
+ *           pairs them (tir_kernel.inplace_of), the one operand each result may overwrite.
  * maintains: the meaning of the program: a value's storage is never shared with a value that is
  *           live at the same time, except a result written in place of an operand that dies at
  *           that very step (the kernel allows it) and a view (alias_of) of its operand.
@@ -16,12 +17,13 @@
  *   - a value is live from the step that makes it (parameters: before the first step) to the
  *     last step that reads it or a view of it; function results and views of them to the end;
  *   - a view (a reshape that aliases its operand, alias_of) is the same storage as its operand;
- *   - a result of step i takes the storage of operand j in place when: the kernel sets bit j of
- *     inplace_ok; the operand (with its views) is read by no later step and is no function
- *     result; it is operand j only (a value passed twice might be read through the other
- *     parameter after the write); result and operand have the same dims and element size (so
- *     "the same index" is the same byte); the storage is the run's (an arena slot), or a
- *     donated argument's; and no other result of the step took it;
+ *   - a result r of step i takes the storage of operand j in place when: the kernel sets bit j
+ *     of inplace_ok, or pairs r with j (inplace_of[r] == j; then no other operand); the operand
+ *     (with its views) is read by no later step and is no function result; it is operand j
+ *     only (a value passed twice might be read through the other parameter after the write);
+ *     result and operand have the same dims and element size (so "the same index" is the same
+ *     byte); the storage is the run's (an arena slot), or a donated argument's; and no other
+ *     result of the step took it (two results paired with one operand: the first);
  *   - otherwise a result takes a free slot (its occupants all died before step i: a slot freed
  *     by step i itself is still being read by it), best fit first, growing an arena slot when
  *     none is big enough, or a new slot. A donated argument's buffer is a free slot once the
@@ -171,10 +173,17 @@ tir_status tir_plan_memory(const tir_mem_problem *pb, tir_mem_plan *p, tir_diag 
             bool own = is_res[w] && pb->results_external;
             p->naive_bytes += align_up(pb->nbytes[w]);
             int pick = -1;
-            /* in place of a dying operand */
-            for (int j = 0; j < s->nin && j < 32 && pick < 0; j++) {
+            /* in place of a dying operand: any the mask allows, or the one the kernel pairs r with
+             * (the pairing is how a kernel says that r over another operand is not safe) */
+            int j0 = 0, j1 = s->nin < 32 ? s->nin : 32;
+            if (s->inplace_of) {
+                j0 = s->inplace_of[r];
+                j1 = j0 >= 0 && j0 < s->nin ? j0 + 1 : j0;
+            }
+            for (int j = j0; j < j1 && pick < 0; j++) {
                 int v = s->in[j], sl = p->slot[root[v]];
-                if (!(s->inplace_ok & (1u << j)) || sl < 0 || ss[sl].taken) continue;
+                if (!s->inplace_of && !(s->inplace_ok & (1u << j))) continue;
+                if (sl < 0 || ss[sl].taken) continue;
                 if (root[v] != v || last[v] != i || is_res[v] || uses[v] != 1) continue;
                 if (!same_layout(pb, v, w)) continue;
                 const tir_mem_slot *so = &p->slots[sl];

@@ -3,8 +3,10 @@
  * sizes (1, 7, 1000, 4097, symbolic [N, 3] at N = 5 and 1000, [64, 48]), over 100 tensors (two
  * launches: the 4 KB parameter bound), over a few large tensors (many blocks per part), and a
  * region of bf16, f32 and i32 parts with broadcast, transpose and slice inside; AdamW on device
- * tensors with donated arguments (new p, m, v written in place). One line per
- * case, `N passed, M failed` last. Links libtir only.
+ * tensors with donated arguments (new p, m, v written in place, tensors of one shape too, as a
+ * model's layers: every result over its own tensor's buffer, codegen's per-result pairing; the
+ * reference ran on host copies of the arguments; a second run on the taken arguments must be
+ * refused). One line per case, `N passed, M failed` last. Links libtir only.
  *
  * With --bench FILE (benchmarks/adamw.tir): also times @adamw_step on device tensors (random
  * values, v >= 0), median of --reps runs of the kernels' own time (CUDA events), and prints
@@ -75,7 +77,8 @@ static char *adamw_src(int n, const char *const *shapes) {
  * same random inputs (every 4th parameter, AdamW's v, >= 0), compares by DESIGN §6's rule. */
 /* want_inplace >= 0: a device run with donate_args (the arguments uploaded after the reference
  * ran on the host copies, which stay intact), with at least want_inplace results written in
- * place of a dead argument; < 0: a host run */
+ * place of a dead argument, whose buffers the results took (running again on them is an error);
+ * < 0: a host run */
 static void run_case_as(const char *label, const char *src, int64_t N, int64_t D, int want_kernels,
                         int want_inplace) {
     if (filter && !strstr(label, filter)) return;
@@ -138,6 +141,18 @@ static void run_case_as(const char *label, const char *src, int64_t N, int64_t D
         for (int i = 0; st == TIR_OK && i < nres; i++) st = tir_device_tensor_to_host(dr[i], &out[i], &d);
         const tir_mem_plan *pl = st == TIR_OK ? tir_program_last_plan(p, NULL) : NULL;
         ninplace = pl ? pl->n_inplace : 0;
+        if (st == TIR_OK && ninplace > 0) { /* the results took over donated arguments' buffers */
+            tir_device_tensor **dr2 = calloc((size_t)nres + 1, sizeof *dr2);
+            tir_diag d2;
+            tir_status again = dr2 ? tir_program_run_device(p, nargs, da, nres, dr2, NULL, &d2) : TIR_ERR_OOM;
+            for (int i = 0; dr2 && i < nres; i++) tir_device_tensor_free(dr2[i]);
+            free(dr2);
+            if (again != TIR_ERR_INVALID) {
+                st = again == TIR_OK ? TIR_ERR_INTERNAL : again;
+                snprintf(d.msg, sizeof d.msg, "a second run on donated arguments was not refused (%s)",
+                         tir_status_name(again));
+            }
+        }
         for (int i = 0; da && i < nargs; i++) tir_device_tensor_free(da[i]);
         for (int i = 0; dr && i < nres; i++) tir_device_tensor_free(dr[i]);
         free(da);
@@ -350,8 +365,7 @@ int main(int argc, char **argv) {
         "  return %x, %y, %z, %k\n}\n";
     run_case("mixed dtypes and index maps N=3 D=5", mixed, 3, 5, 1);
     run_case("mixed dtypes and index maps N=1000 D=333", mixed, 1000, 333, 1);
-    /* donated arguments: every part's p, m, v written over its operands (tensors of distinct
-     * shapes; the in-place mask covers the first 32 operands: 8 tensors) */
+    /* donated arguments: every part's p, m, v written over its own operands */
     char *dsrc = adamw_src(6, odd);
     if (dsrc) {
         run_case_as("adamw odd sizes N=1000 donated", dsrc, 1000, 1, 1, 18);
@@ -361,6 +375,27 @@ int main(int argc, char **argv) {
     char *bsrc = adamw_src(4, big);
     if (bsrc) run_case_as("adamw large donated", bsrc, 65536, 1, 1, 12);
     free(bsrc);
+    /* tensors of one shape (a mask of "any result of this layout" kept none of these in place):
+     * 12 tensors, 48 operands, past inplace_ok's 32 */
+    const char *twelve[12];
+    for (int i = 0; i < 12; i++) twelve[i] = i % 4 == 1 ? "N, 48" : "64, 48";
+    char *tsrc = adamw_src(12, twelve);
+    if (tsrc) {
+        run_case_as("adamw 12 of one shape N=64 donated", tsrc, 64, 1, 1, 36);
+        run_case_as("adamw 12 of shapes N=1000 donated", tsrc, 1000, 1, 1, 36);
+    }
+    free(tsrc);
+    /* a small Llama's parameters (an embedding, 2 layers: norms, q/k/v/o, gate/up/down, a final
+     * norm): 20 tensors, shapes shared across the layers, many blocks in the big parts */
+    static const char *const layer[] = {"256", "256, 256", "64, 256", "64, 256", "256, 256",
+                                        "256", "704, 256", "704, 256", "256, 704"};
+    const char *llama[20];
+    llama[0] = "N, 256";
+    for (int i = 0; i < 18; i++) llama[1 + i] = layer[i % 9];
+    llama[19] = "256";
+    char *lsrc = adamw_src(20, llama);
+    if (lsrc) run_case_as("adamw small llama donated", lsrc, 1000, 1, 1, 60);
+    free(lsrc);
     if (bench_path) bench(bench_path, reps);
     printf("%d passed, %d failed\n", npass, nfail);
     tir_context_destroy(ctx);

@@ -8,8 +8,9 @@
  * outside any region) are never merged; a horizontal region codegen cannot lower still
  * compiles, its members run one by one; the horizontal kernels of the examples (llama_block's
  * casts, train_mlp's updates) lower, and those programs compute bit for bit what they computed
- * before the pass; each part's operands may be overwritten in place (with donation no result is
- * allocated) unless another part has a result of their layout. ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step
+ * before the pass; each result is paired with the operand of its own part it may be written over
+ * (new p over p, m over m, v over v, tensors of one shape too; with donation no result is
+ * allocated). ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step
  * is skipped only when TIR_ALLOW_NO_PTXAS=1. */
 #include <check.h>
 #include <stdio.h>
@@ -260,54 +261,100 @@ START_TEST(adamw_odd_sizes) {
 }
 END_TEST
 
-/* In place (tir_kernel.inplace_ok): a part reads its p, g, m, v at the index it writes, so each
- * may take a result of its part; with tensors of different shapes that is every operand, and a
- * device run with donated arguments writes every new p, m, v over an old buffer (no result
- * allocated: the step's peak is its arguments, as PyTorch's fused AdamW). Two tensors of one
- * shape: another part's result of that layout could be written over an operand before its
- * part's blocks read it, so neither tensor's operands are marked. */
+/* In place (tir_kernel.inplace_of): a part reads its p, g, m, v at the index it writes, so each
+ * of its results is paired with one of them: new p with p, new m with m, new v with v (g, read
+ * by all three, is left over), whatever the other parts' shapes. Tensors of one shape share a
+ * layout, but the pairing says which buffer each result may take, so another part's result
+ * never lands on this part's operand before its blocks read it; and it reaches past 32
+ * operands (12 tensors of one shape: 48). A device run with donated arguments writes every new
+ * p, m, v over its own old buffer (no result allocated: the step's peak is its arguments, as
+ * PyTorch's fused AdamW). Only the paired operands and results are plain pointers: g is still
+ * read through the non-coherent cache. */
 START_TEST(adamw_in_place) {
     tir_context *ctx = tir_context_create();
     static const char *const diff[] = {"1000", "64, 48"};
     static const char *const same[] = {"64, 48", "1000", "64, 48"};
-    for (int c = 0; c < 2; c++) {
-        char *src = c ? adamw_src(3, same) : adamw_src(2, diff);
+    const char *twelve[12];
+    for (int i = 0; i < 12; i++) twelve[i] = i % 4 == 1 ? "N, 48" : "64, 48";
+    const char *const *shapes[3] = {diff, same, twelve};
+    const int ntens[3] = {2, 3, 12};
+    for (int c = 0; c < 3; c++) {
+        int n = ntens[c];
+        char *src = adamw_src(n, shapes[c]);
         tir_module *m = NULL;
         tir_diag d;
         ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
         ck_assert_msg(tir_pipeline_run(m, NULL, NULL, NULL, &d) == TIR_OK, "%s", d.msg);
-        const tir_op *h = first_horizontal(tir_module_find(m, "adamw_step"));
+        const tir_func *f = tir_module_find(m, "adamw_step");
+        ck_assert_int_eq(count_fused(f, "horizontal"), 1);
+        const tir_op *h = first_horizontal(f);
         ck_assert(h != NULL);
+        ck_assert_int_eq(h->nin, 4 * n);
+        ck_assert_int_eq(h->nout, 3 * n);
         tir_kernel k;
         tir_codegen_options o = {"sm_90a", 2};
         ck_assert(tir_codegen_fused_horizontal(ctx, h, 0, &o, &k, &d) == TIR_OK);
         char msg[4096];
         ck_assert_msg(assemble(&k, msg, sizeof msg), "ptxas: %s", msg);
-        for (int j = 0; j < h->nin; j++) {
-            const char *nm = h->in[j]->name;
-            bool want = c == 0 || (nm && nm[strlen(nm) - 1] == '1'); /* same: only tensor 1 ([1000]) */
-            ck_assert_msg(((k.inplace_ok >> j) & 1) == want, "case %d operand %s", c, nm ? nm : "?");
+        ck_assert(k.inplace_of != NULL);
+        int taken[64] = {0};
+        unsigned shown = 0;
+        for (int r = 0; r < h->nout; r++) {
+            /* result %p3_1 over operand %p3, %m3_1 over %m3, %v3_1 over %v3 */
+            int j = k.inplace_of[r];
+            const char *rn = h->out[r]->name;
+            ck_assert_msg(j >= 0 && j < h->nin, "case %d result %s not paired", c, rn ? rn : "?");
+            const char *on = h->in[j]->name;
+            ck_assert(rn && on);
+            ck_assert_msg(strlen(rn) == strlen(on) + 2 && strncmp(rn, on, strlen(on)) == 0 && strcmp(rn + strlen(on), "_1") == 0,
+                          "case %d: result %s paired with operand %s", c, rn, on);
+            ck_assert_int_eq(taken[j]++, 0); /* one result per operand */
+            if (j < 32) shown |= 1u << j;
         }
+        for (int j = 0; j < h->nin; j++) /* the leftover operand of each part is its g */
+            ck_assert_int_eq(taken[j] == 0, h->in[j]->name[0] == 'g');
+        ck_assert_uint_eq(k.inplace_ok, shown); /* for display: the paired operands */
+        /* the gradients alone are read through the non-coherent cache: one 16-byte load each
+         * for the parts of 4-wide vectors ([64, 48]: every case has one) */
+        ck_assert_ptr_nonnull(strstr(k.ptx, "ld.global.nc"));
         tir_kernel_release(&k);
+        ck_assert_ptr_null(k.inplace_of);
+        tir_kernel_release(&k); /* twice is harmless */
         tir_module_free(m);
-        if (c == 0) {
-            tir_options opt;
-            tir_options_init(&opt);
-            opt.donate_args = true;
-            tir_program *p = NULL;
-            ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
-            ck_assert_msg(tir_compile(m, "adamw_step", &opt, &p, &d) == TIR_OK, "%s", d.msg);
-            ck_assert_int_eq(tir_program_num_kernels(p), 1);
-            tir_mem_plan pl;
-            ck_assert_msg(tir_program_plan_memory(p, NULL, true, &pl, NULL, &d) == TIR_OK, "%s", d.msg);
-            ck_assert_int_eq(pl.n_inplace, 6);
-            ck_assert_uint_eq(pl.own_bytes, 0);
-            ck_assert_uint_eq(pl.arena_bytes, 0);
-            ck_assert_uint_eq(pl.peak_bytes, 4 * 4 * (1000 + 64 * 48));
-            tir_mem_plan_free(&pl);
-            tir_program_free(p);
-            tir_module_free(m);
+
+        tir_options opt;
+        tir_options_init(&opt);
+        opt.donate_args = true;
+        tir_program *p = NULL;
+        ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
+        ck_assert_msg(tir_compile(m, "adamw_step", &opt, &p, &d) == TIR_OK, "%s", d.msg);
+        ck_assert_int_eq(tir_program_num_kernels(p), 1);
+        tir_bindings b = {0};
+        tir_bindings_set(&b, "N", 33);
+        tir_mem_plan pl;
+        ck_assert_msg(tir_program_plan_memory(p, &b, true, &pl, NULL, &d) == TIR_OK, "%s", d.msg);
+        ck_assert_int_eq(pl.n_inplace, 3 * n);
+        ck_assert_uint_eq(pl.own_bytes, 0);
+        ck_assert_uint_eq(pl.arena_bytes, 0);
+        for (int r = 0; r < 3 * n; r++) { /* result 3t + k over parameter 4t + (0, 2, 3)[k] */
+            int t = r / 3, kk = r % 3;
+            ck_assert_int_eq(pl.inplace_of[tir_program_result_value(p, r)],
+                             tir_program_param_value(p, 4 * t + (kk ? kk + 1 : 0)));
         }
+        size_t args = 0;
+        for (int i = 0; i < 4 * n; i++) {
+            const tir_type *t = &tir_module_find(m, "adamw_step")->params[i]->type;
+            int64_t dims[TIR_MAX_RANK];
+            ck_assert(tir_type_eval(t, &b, dims) == TIR_OK);
+            int64_t e = 1;
+            for (int q = 0; q < t->rank; q++) e *= dims[q];
+            args += (size_t)e * 4;
+        }
+        ck_assert_uint_eq(pl.peak_bytes, args);
+        if (c == 0) ck_assert_uint_eq(pl.peak_bytes, 4 * 4 * (1000 + 64 * 48));
+        tir_mem_plan_free(&pl);
+        tir_program_free(p);
+        tir_module_free(m);
         free(src);
     }
     tir_context_destroy(ctx);

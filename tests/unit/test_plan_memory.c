@@ -1,7 +1,10 @@
 /* test_plan_memory.c: the memory planner (passes/plan_memory.c) on small programs whose slots,
  * reuse, in-place results, donation and peak bytes are worked out by hand in the comments, and
- * on a compiled program (tir_program_plan_memory) with its arena computed by hand; and
- * cross-entropy forward+backward with donated arguments: dlogits written over the logits. */
+ * on a compiled program (tir_program_plan_memory) with its arena computed by hand; a kernel's
+ * per-result pairing (tir_kernel.inplace_of) followed to the letter; cross-entropy
+ * forward+backward with donated arguments: dlogits written over the logits; and AdamW over the
+ * 147 tensors of benchmarks/adamw.tir, donated: every new p, m, v over its own old p, m, v, no
+ * byte beyond the arguments. */
 #include <check.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 
 #include "compile.h"
 #include "passes.h"
+#include "testutil.h"
 
 /* a program of single-result steps: step i reads in[i][0..nin) and makes value out[i] */
 typedef struct prog {
@@ -27,7 +31,7 @@ static void add_step(prog *g, int out, int nin, int a, int b, unsigned inplace, 
     g->in[i][1] = b;
     g->out[i][0] = out;
     g->nout[i] = 1;
-    g->steps[i] = (tir_mem_step){nin, 1, g->in[i], g->out[i], alias_of, inplace};
+    g->steps[i] = (tir_mem_step){nin, 1, g->in[i], g->out[i], alias_of, inplace, NULL};
 }
 
 /* the steps point into g's arrays wherever g now is (progs are returned by value) */
@@ -220,7 +224,7 @@ static prog xent(void) {
     g.nout[0] = 2;
     g.out[0][0] = 2;
     g.out[0][1] = 3;
-    g.steps[0] = (tir_mem_step){2, 2, g.in[0], g.out[0], -1, 1};
+    g.steps[0] = (tir_mem_step){2, 2, g.in[0], g.out[0], -1, 1, NULL};
     g.ns = 1;
     return g;
 }
@@ -299,6 +303,120 @@ START_TEST(test_donated_buffer_reused) {
     plan(&pb, &pl);
     ck_assert_int_ne(pl.slot[2], pl.slot[0]);
     ck_assert_uint_eq(pl.arena_bytes, 2048);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+/* One step reading a, b, c (values 0..2, 1000 B each, parameters copied into the arena) and
+ * making x, y (3, 4), both returned; a later step may read b again (making z, 5). The kernel's
+ * pairing (inplace_of) names the one operand each result may take, whatever inplace_ok says. */
+typedef struct pairprog {
+    size_t nbytes[6];
+    int params[3], res[3], in0[3], out0[2], in1[1], out1[1], pair[2];
+    tir_mem_step steps[2];
+} pairprog;
+
+static tir_mem_problem pair_problem(pairprog *g, int p0, int p1, bool b_read_later) {
+    for (int v = 0; v < 6; v++) g->nbytes[v] = 1000;
+    for (int i = 0; i < 3; i++) g->params[i] = g->in0[i] = i;
+    g->res[0] = g->out0[0] = 3;
+    g->res[1] = g->out0[1] = 4;
+    g->res[2] = g->out1[0] = 5;
+    g->in1[0] = 1;
+    g->pair[0] = p0;
+    g->pair[1] = p1;
+    g->steps[0] = (tir_mem_step){3, 2, g->in0, g->out0, -1, 7u, g->pair};
+    g->steps[1] = (tir_mem_step){1, 1, g->in1, g->out1, -1, 0, NULL};
+    int ns = b_read_later ? 2 : 1;
+    return (tir_mem_problem){.nvalues = 6, .nbytes = g->nbytes, .nparams = 3, .nres = ns == 2 ? 3 : 2,
+                             .nsteps = ns, .params = g->params, .res = g->res, .steps = g->steps};
+}
+
+START_TEST(test_inplace_pairing) {
+    pairprog g;
+    tir_mem_plan pl;
+    /* the mask alone (every operand): x takes a, y takes b, the first dying ones */
+    tir_mem_problem pb = pair_problem(&g, 0, 0, false);
+    g.steps[0].inplace_of = NULL;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], 0);
+    ck_assert_int_eq(pl.inplace_of[4], 1);
+    ck_assert_uint_eq(pl.arena_bytes, 3 * 1024);
+    tir_mem_plan_free(&pl);
+
+    /* paired x -> c, y -> none: x over c though a comes first in the mask; y over nothing
+     * (a and b are read by this step, so their slots are not free): a fourth slot */
+    pb = pair_problem(&g, 2, -1, false);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], 2);
+    ck_assert_int_eq(pl.slot[3], pl.slot[2]);
+    ck_assert_int_eq(pl.inplace_of[4], -1);
+    for (int v = 0; v < 4; v++) ck_assert_int_ne(pl.slot[4], pl.slot[v]);
+    ck_assert_int_eq(pl.n_inplace, 1);
+    ck_assert_uint_eq(pl.arena_bytes, 4 * 1024);
+    tir_mem_plan_free(&pl);
+
+    /* both paired with a: one buffer cannot hold two results, so only x takes it */
+    pb = pair_problem(&g, 0, 0, false);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], 0);
+    ck_assert_int_eq(pl.inplace_of[4], -1);
+    ck_assert_int_ne(pl.slot[4], pl.slot[3]);
+    ck_assert_int_eq(pl.n_inplace, 1);
+    tir_mem_plan_free(&pl);
+
+    /* x paired with b, which step 1 reads after this step: refused (and not traded for another
+     * operand: the kernel said b only); y over c */
+    pb = pair_problem(&g, 1, 2, true);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], -1);
+    ck_assert_int_ne(pl.slot[3], pl.slot[0]);
+    ck_assert_int_ne(pl.slot[3], pl.slot[1]);
+    ck_assert_int_eq(pl.inplace_of[4], 2);
+    ck_assert_int_eq(pl.n_inplace, 1);
+    tir_mem_plan_free(&pl);
+
+    /* a pairing out of range pairs nothing */
+    pb = pair_problem(&g, 3, -7, false);
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], -1);
+    ck_assert_int_eq(pl.inplace_of[4], -1);
+    ck_assert_int_eq(pl.n_inplace, 0);
+    tir_mem_plan_free(&pl);
+
+    /* donated device run: paired results take the caller's buffers, nothing of their own */
+    pb = pair_problem(&g, 2, 0, false);
+    bool don[3] = {true, true, true};
+    pb.params_external = pb.results_external = true;
+    pb.donatable = don;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[3], 2);
+    ck_assert_int_eq(pl.inplace_of[4], 0);
+    ck_assert_uint_eq(pl.own_bytes, 0);
+    ck_assert_uint_eq(pl.arena_bytes, 0);
+    ck_assert_uint_eq(pl.peak_bytes, 3000);
+    tir_mem_plan_free(&pl);
+}
+END_TEST
+
+/* past the mask's 32 operands: one step reading 40 values, its one result paired with the 38th */
+START_TEST(test_inplace_pairing_past_32) {
+    enum { N = 40 };
+    size_t nbytes[N + 1];
+    int params[N], in[N], out[1] = {N}, res[1] = {N}, pair[1] = {37};
+    for (int i = 0; i < N; i++) {
+        params[i] = in[i] = i;
+        nbytes[i] = 512;
+    }
+    nbytes[N] = 512;
+    tir_mem_step st = {N, 1, in, out, -1, 0, pair};
+    tir_mem_problem pb = {.nvalues = N + 1, .nbytes = nbytes, .nparams = N, .nres = 1, .nsteps = 1,
+                          .params = params, .res = res, .steps = &st};
+    tir_mem_plan pl;
+    plan(&pb, &pl);
+    ck_assert_int_eq(pl.inplace_of[N], 37);
+    ck_assert_int_eq(pl.slot[N], pl.slot[37]);
+    ck_assert_uint_eq(pl.arena_bytes, (size_t)N * 512);
     tir_mem_plan_free(&pl);
 }
 END_TEST
@@ -434,11 +552,89 @@ START_TEST(test_ce_fwdbwd_donated) {
     tir_context_destroy(ctx);
 }
 END_TEST
+
+/* benchmarks/adamw.tir (147 f32 tensors, 1.5 B parameters; per tensor p, g, m, v in, new p, m,
+ * v out) as a device run with donated arguments: two horizontal kernels of 73 tensors (the
+ * layers share shapes) and one elementwise one. Each result is written over its own tensor's
+ * old value (p -> new p, m -> new m, v -> new v; the horizontal kernels pair them), so the run
+ * holds its arguments and not one byte more: PyTorch's fused AdamW allocates 0.25 GiB there.
+ * Without donation every result gets an allocation of its own. */
+START_TEST(test_adamw_donated_in_place) {
+    char *src = tu_read_source("benchmarks", "adamw.tir");
+    ck_assert_msg(src != NULL, "no benchmarks/adamw.tir");
+    tir_context *ctx = tir_context_create();
+    for (int donate = 0; donate < 2; donate++) {
+        tir_module *m = NULL;
+        tir_diag d;
+        ck_assert_int_eq(tir_module_parse(ctx, src, "adamw.tir", &m, &d), TIR_OK);
+        tir_options o;
+        tir_options_init(&o);
+        o.donate_args = donate;
+        tir_program *p = NULL;
+        ck_assert_msg(tir_compile(m, "adamw_step", &o, &p, &d) == TIR_OK, "%s", d.msg);
+        ck_assert_int_eq(tir_program_num_kernels(p), 3);
+        ck_assert_int_eq(tir_program_num_params(p), 4 * 147);
+        ck_assert_int_eq(tir_program_num_results(p), 3 * 147);
+        tir_mem_plan pl;
+        size_t *nb = NULL;
+        ck_assert_msg(tir_program_plan_memory(p, NULL, true, &pl, &nb, &d) == TIR_OK, "%s", d.msg);
+        size_t args = 0;
+        for (int i = 0; i < 4 * 147; i++) args += nb[tir_program_param_value(p, i)];
+        ck_assert_uint_eq(args, (size_t)1498482688 * 4 * 4);
+        ck_assert_uint_eq(pl.param_bytes, args);
+        if (donate) {
+            /* the steps whose kernel pairs results with operands: the horizontal ones */
+            int *paired = calloc((size_t)pl.nvalues, sizeof *paired);
+            ck_assert_ptr_nonnull(paired);
+            int npaired = 0;
+            for (int i = 0; i < tir_program_num_kernels(p); i++) {
+                int nin, nout;
+                const int *in, *out;
+                tir_program_step_values(p, i, &nin, &in, &nout, &out);
+                tir_kernel_info ki;
+                tir_program_kernel_info(p, i, &ki);
+                for (int r = 0; ki.k->inplace_of && r < nout; r++) paired[out[r]] = 1;
+                npaired += ki.k->inplace_of ? nout : 0;
+            }
+            ck_assert_int_eq(npaired, 3 * 146); /* 2 x 73 tensors */
+            for (int t = 0; t < 147; t++)
+                for (int k = 0; k < 3; k++) {
+                    /* result 3t+k (p1, m1, v1) over its own tensor's p, m, v (param 4t+{0,2,3})
+                     * where the kernel pairs them; over one of its own tensor's buffers in the
+                     * elementwise kernel (codegen/fused.c's mask: the planner's first pick) */
+                    int rv = tir_program_result_value(p, 3 * t + k);
+                    int pv = tir_program_param_value(p, 4 * t + (k ? k + 1 : 0)), got = pl.inplace_of[rv];
+                    if (paired[rv])
+                        ck_assert_msg(got == pv, "tensor %d result %d: over %d, not %d", t, k, got, pv);
+                    bool own = false;
+                    for (int q = 0; q < 4; q++) own |= got == tir_program_param_value(p, 4 * t + q);
+                    ck_assert_msg(own, "tensor %d result %d: over %d", t, k, got);
+                    ck_assert_int_eq(pl.slot[rv], pl.slot[got]);
+                }
+            free(paired);
+            ck_assert_int_eq(pl.n_inplace, 3 * 147);
+            ck_assert_uint_eq(pl.arena_bytes, 0);
+            ck_assert_uint_eq(pl.own_bytes, 0);
+            ck_assert_uint_eq(pl.peak_bytes, args);
+        } else {
+            ck_assert_int_eq(pl.n_inplace, 0);
+            ck_assert_uint_eq(pl.own_bytes, args / 4 * 3);
+        }
+        tir_mem_plan_free(&pl);
+        free(nb);
+        tir_program_free(p);
+        tir_module_free(m);
+    }
+    tir_context_destroy(ctx);
+    free(src);
+}
+END_TEST
 #endif
 
 int main(void) {
     Suite *s = suite_create("plan_memory");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120); /* compiling benchmarks/adamw.tir takes a second or two */
     tcase_add_test(tc, test_chain_reuse);
     tcase_add_test(tc, test_chain_inplace);
     tcase_add_test(tc, test_inplace_needs_death_and_one_use);
@@ -447,10 +643,13 @@ int main(void) {
     tcase_add_test(tc, test_views_extend_life);
     tcase_add_test(tc, test_donation);
     tcase_add_test(tc, test_donated_buffer_reused);
+    tcase_add_test(tc, test_inplace_pairing);
+    tcase_add_test(tc, test_inplace_pairing_past_32);
     tcase_add_test(tc, test_bad_ids);
 #ifdef TIR_WITH_LLVM
     tcase_add_test(tc, test_compiled_program);
     tcase_add_test(tc, test_ce_fwdbwd_donated);
+    tcase_add_test(tc, test_adamw_donated_in_place);
 #endif
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
