@@ -19,9 +19,9 @@
  * Evaluation: every member is computed in registers from the region's parameters, walking back
  * through its producers (elementwise ops, full and iota, and the index maps broadcast, reshape,
  * transpose and slice) and memoised on (value, coordinates), as codegen/fused.c does for one
- * part; each op rounds to its result dtype exactly as the interpreter does (16-bit floats
- * compute in f32 and round at each op's output; the exact scalar lowering of cg.h, no
- * approximate fast paths), so merging kernels never changes a result. A parameter read along
+ * part; each op is lowered by cg_member (codegen/member.c), the lowering every elementwise
+ * kernel uses (16-bit floats compute in f32 and round at each op's output, as the interpreter
+ * does), so merging kernels never changes a result. A parameter read along
  * the innermost axis of a vector is one 16-byte load when its offset is provably a multiple of
  * v_p; results are written with one 16-byte store. Buffers are assumed 16-byte aligned (the
  * runtime's allocations are).
@@ -128,44 +128,6 @@ static void memo_add(hx *f, const tir_value *v, const crd *co, LLVMValueRef *lan
     e->v = v;
     e->co = *co;
     memcpy(e->lane, lanes, sizeof e->lane);
-}
-
-/* ---------------------------------------------------------------- scalar ops
- * Values are compute values (cg_ctype) of their dtype, already rounded to it. */
-
-/* an f32/f64 result -> the compute value of dt, rounded as the interpreter rounds */
-static LLVMValueRef round_to(cg *g, tir_dtype dt, LLVMValueRef r) {
-    if (dt == TIR_F32 || dt == TIR_F64) return r;
-    return cg_widen(g, dt, cg_narrow(g, dt, r));
-}
-
-static LLVMValueRef const_of(cg *g, tir_dtype dt, double v) {
-    v = tir_dtype_round(dt, v);
-    if (tir_dtype_is_float(dt)) return LLVMConstReal(cg_ctype(g, dt), v);
-    if (dt == TIR_BOOL) return LLVMConstInt(g->t_i1, v != 0, 0);
-    return LLVMConstInt(cg_ctype(g, dt), (unsigned long long)(long long)v, 1);
-}
-
-static LLVMValueRef scalar(cg *g, const tir_op *op, LLVMValueRef *a) {
-    tir_opcode code = op->code;
-    tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
-    unsigned fl = tir_ops[code].flags;
-    if (code == TIR_OP_WHERE) return LLVMBuildSelect(g->B, a[0], a[1], a[2], "");
-    if (code == TIR_OP_CAST) return cg_widen(g, odt, cg_cast(g, dt, a[0], odt));
-    if (fl & TIR_F_LOGIC)
-        return code == TIR_OP_NOT ? LLVMBuildNot(g->B, a[0], "")
-               : code == TIR_OP_AND ? LLVMBuildAnd(g->B, a[0], a[1], "")
-                                    : LLVMBuildOr(g->B, a[0], a[1], "");
-    if (fl & TIR_F_COMPARE) return cg_compare(g, code, dt, a[0], a[1]);
-    LLVMValueRef r = NULL;
-    if (tir_dtype_is_float(dt)) {
-        if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return round_to(g, odt, r);
-    } else if (tir_dtype_is_int(dt)) {
-        r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);
-        if (r) return cg_cast(g, TIR_I64, r, odt);
-    }
-    cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s on %s", tir_ops[code].name, tir_dtype_name(dt));
-    return LLVMGetPoison(cg_ctype(g, odt));
 }
 
 /* ---------------------------------------------------------------- evaluation */
@@ -313,7 +275,7 @@ static void eval(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
     if (!op) {
         load_param(f, v, co, out);
     } else if (op->code == TIR_OP_FULL) {
-        splat(f, out, const_of(g, dt, tir_attr_float(op, "value", 0.0)));
+        splat(f, out, cg_const_of(g, dt, tir_attr_float(op, "value", 0.0)));
     } else if (op->code == TIR_OP_IOTA) {
         int ax = 0;
         if (v->type.rank > 0 && !tir_norm_axis(tir_attr_int(op, "axis", 0), v->type.rank, &ax)) {
@@ -347,7 +309,7 @@ static void eval(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
             }
             LLVMValueRef a[3] = {NULL, NULL, NULL};
             for (int k = 0; k < op->nin; k++) a[k] = in[k][j];
-            out[j] = scalar(g, op, a);
+            out[j] = cg_member(g, op, a);
         }
     } else if ((tir_ops[op->code].flags & TIR_F_MOVEMENT) && op->nin == 1 && op->nout == 1) {
         crd xc;
