@@ -771,7 +771,9 @@ static const verb verbs[] = {
      "\n"
      "Runs the pipeline up to STAGE (default: verify, the program as written) and prints the module as canonical,\n"
      "re-parsable .tir. --after all prints the module after every stage, each under a\n"
-     "'# ---- after STAGE' line. --func F prints only function @F.\n"},
+     "'# ---- after STAGE' line. --func F prints only function @F.\n"
+     "Stages, in order: parse, verify, grad, inline, simplify, decompose, cleanup, tile, fuse,\n"
+     "schedule, horizontal (`tirc explain` says why each kernel boundary is where it is).\n"},
     {"run", cmd_run, "run a function on the reference interpreter",
      "usage: tirc run F.tir --func F [--in NAME=x.npy ...] [--seed S] [--dim SYM=SIZE ...]\n"
      "                [--out DIR] [--save-inputs] [--after STAGE] [--backend ref|gpu] [--compare]\n"
