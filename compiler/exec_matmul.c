@@ -410,9 +410,11 @@ static bool const_sizes(const tir_mm_site *s, tir_mm_sizes *z) {
     return true;
 }
 
+#ifdef TIR_WITH_LLVM
 static const char *path_name(bool tma, bool wgmma) {
     return tma ? "tma" : wgmma ? "wgmma" : "mma.sync";
 }
+#endif
 
 /* tir's kernel for the step: the path (tma: the TMA warp-specialised kernel; wgmma: cp.async
  * with wgmma; mma.sync) and the block tile; a widened region says so ("bf16->f32") */
@@ -436,7 +438,7 @@ static void describe_tir(const tir_op *op, const tir_mm_site *s, const tir_kerne
             return;
         }
 #endif
-        setf(buf, n, "tir fused kernel %s%s", k ? k->name : "", wide);
+        setf(buf, n, "tir fused kernel %s%s%s", k ? k->name : "", wide, epi);
         return;
     }
 #ifdef TIR_WITH_LLVM
