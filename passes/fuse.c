@@ -890,36 +890,6 @@ static void schedule(kernel *k) {
     k->nsched = 1;
 }
 
-/* every kernel name already in the module, so new ones never collide */
-typedef struct names {
-    const char **v;
-    int n;
-    int next;
-} names;
-
-static bool name_used(const names *nm, const char *s) {
-    for (int i = 0; i < nm->n; i++)
-        if (strcmp(nm->v[i], s) == 0) return true;
-    return false;
-}
-
-static bool name_add(names *nm, const char *s) {
-    const char **nv = realloc(nm->v, (size_t)(nm->n + 1) * sizeof *nv);
-    if (!nv) return false;
-    nv[nm->n++] = s;
-    nm->v = nv;
-    return true;
-}
-
-static bool names_init(names *nm, const tir_module *m) {
-    memset(nm, 0, sizeof *nm);
-    for (int i = 0; i < m->nfuncs; i++)
-        for (int k = 0; k < m->funcs[i]->nops; k++) {
-            const char *s = tir_attr_str(m->funcs[i]->ops[k], "kernel", NULL);
-            if (tir_op_region(m->funcs[i]->ops[k]) && s && !name_add(nm, s)) return false;
-        }
-    return true;
-}
 
 static bool order_kernels(fa *a, kernel *ks, int nk);
 
@@ -1000,7 +970,7 @@ static bool add_copy(fa *a, kernel *k, int p) {
 }
 
 /* The kernels of an analysed function, in order of their first op. */
-static bool build_kernels(fa *a, names *nm, kernel **out, int *nout) {
+static bool build_kernels(fa *a, tir_kernel_names *nm, kernel **out, int *nout) {
     const tir_func *f = a->f;
     kernel *ks = NULL;
     int nk = 0;
@@ -1064,7 +1034,7 @@ static bool build_kernels(fa *a, names *nm, kernel **out, int *nout) {
         const char *pat = pattern(a, k);
         for (;;) {
             snprintf(k->name, sizeof k->name, "%s_%d", pat, nm->next++);
-            if (!name_used(nm, k->name)) break;
+            if (!tir_kernel_names_has(nm, k->name)) break;
         }
     }
     *out = ks;
@@ -1384,9 +1354,9 @@ tir_status tir_pass_fuse(tir_module *m, tir_diag *d) {
     if (!d) d = &local;
     memset(d, 0, sizeof *d);
     if (!m) return tir_diag_set(d, TIR_ERR_INVALID, NULL, (tir_loc){0, 0}, "fuse: no module");
-    names nm;
-    if (!names_init(&nm, m)) {
-        free(nm.v);
+    tir_kernel_names nm;
+    if (!tir_kernel_names_init(&nm, m)) {
+        tir_kernel_names_free(&nm);
         return tir_diag_set(d, TIR_ERR_OOM, m, (tir_loc){0, 0}, "out of memory");
     }
     tir_status st = TIR_OK;
@@ -1401,14 +1371,14 @@ tir_status tir_pass_fuse(tir_module *m, tir_diag *d) {
         } else {
             for (int k = 0; k < nk && st == TIR_OK; k++) {
                 const char *s = tir_arena_strdup(m->arena, ks[k].name);
-                if (!s || !name_add(&nm, s)) st = tir_diag_set(d, TIR_ERR_OOM, m, f->loc, "out of memory");
+                if (!s || !tir_kernel_names_add(&nm, s)) st = tir_diag_set(d, TIR_ERR_OOM, m, f->loc, "out of memory");
             }
             if (st == TIR_OK && nk > 0) st = rewrite(&a, ks, nk, d);
         }
         kernels_free(ks, nk);
         fa_free(&a);
     }
-    free(nm.v);
+    tir_kernel_names_free(&nm);
     return st;
 }
 
@@ -1487,9 +1457,9 @@ tir_status tir_fuse_explain(tir_module *m, FILE *out, tir_diag *d) {
     if (!d) d = &local;
     memset(d, 0, sizeof *d);
     if (!m || !out) return tir_diag_set(d, TIR_ERR_INVALID, NULL, (tir_loc){0, 0}, "fuse explain: no module or stream");
-    names nm;
-    if (!names_init(&nm, m)) {
-        free(nm.v);
+    tir_kernel_names nm;
+    if (!tir_kernel_names_init(&nm, m)) {
+        tir_kernel_names_free(&nm);
         return tir_diag_set(d, TIR_ERR_OOM, m, (tir_loc){0, 0}, "out of memory");
     }
     tir_status st = TIR_OK;
@@ -1504,6 +1474,6 @@ tir_status tir_fuse_explain(tir_module *m, FILE *out, tir_diag *d) {
         kernels_free(ks, nk);
         fa_free(&a);
     }
-    free(nm.v);
+    tir_kernel_names_free(&nm);
     return st;
 }

@@ -438,3 +438,37 @@ const char *tir_rw_unique_name(tir_func *f, const char *name) {
     }
     return NULL;
 }
+
+/* ---------------------------------------------------------------- kernel names */
+
+bool tir_kernel_names_has(const tir_kernel_names *nm, const char *s) {
+    for (int i = 0; i < nm->n; i++)
+        if (strcmp(nm->v[i], s) == 0) return true;
+    return false;
+}
+
+bool tir_kernel_names_add(tir_kernel_names *nm, const char *s) {
+    const char **nv = realloc(nm->v, (size_t)(nm->n + 1) * sizeof *nv);
+    if (!nv) return false;
+    nv[nm->n++] = s;
+    nm->v = nv;
+    return true;
+}
+
+void tir_kernel_names_free(tir_kernel_names *nm) {
+    free(nm->v);
+    memset(nm, 0, sizeof *nm);
+}
+
+bool tir_kernel_names_init(tir_kernel_names *nm, const tir_module *m) {
+    memset(nm, 0, sizeof *nm);
+    for (int i = 0; i < m->nfuncs; i++)
+        for (int k = 0; k < m->funcs[i]->nops; k++) {
+            const char *s = tir_attr_str(m->funcs[i]->ops[k], "kernel", NULL);
+            if (tir_op_region(m->funcs[i]->ops[k]) && s && !tir_kernel_names_add(nm, s)) {
+                tir_kernel_names_free(nm);
+                return false;
+            }
+        }
+    return true;
+}

@@ -89,6 +89,19 @@ void tir_rw_renumber(tir_func *f);
 /* name unless another value of f already has it (then name_2, name_3, ...); NULL on OOM */
 const char *tir_rw_unique_name(tir_func *f, const char *name);
 
+/* The kernel names a module's regions carry, so that passes naming new regions (tile, fuse)
+ * never collide with hand-written or earlier ones. Names are borrowed, not copied. */
+typedef struct tir_kernel_names {
+    const char **v;
+    int n;
+    int next; /* the number the next generated name tries */
+} tir_kernel_names;
+/* false on OOM (then nothing to free) */
+bool tir_kernel_names_init(tir_kernel_names *nm, const tir_module *m);
+bool tir_kernel_names_has(const tir_kernel_names *nm, const char *s);
+bool tir_kernel_names_add(tir_kernel_names *nm, const char *s); /* false on OOM */
+void tir_kernel_names_free(tir_kernel_names *nm);
+
 /* ---- gradient rules (grad_rules.c), driven by grad.c
  * A rule gets the op (a forward op in b->f), the adjoints of its results (gout[i] NULL when a
  * result got none) and which operands need a gradient; it writes gin[i] for those, built with b.

@@ -301,35 +301,6 @@ static bool analyse(ta *a, const tir_func *f) {
 
 /* ------------------------------------------------------------------ rewriting */
 
-typedef struct names {
-    const char **v;
-    int n, next;
-} names;
-
-static bool name_used(const names *nm, const char *s) {
-    for (int i = 0; i < nm->n; i++)
-        if (strcmp(nm->v[i], s) == 0) return true;
-    return false;
-}
-
-static bool name_add(names *nm, const char *s) {
-    const char **nv = realloc(nm->v, (size_t)(nm->n + 1) * sizeof *nv);
-    if (!nv) return false;
-    nv[nm->n++] = s;
-    nm->v = nv;
-    return true;
-}
-
-/* the kernel names regions already carry (hand-written ones), so that ours never collide */
-static bool names_init(names *nm, const tir_module *m) {
-    memset(nm, 0, sizeof *nm);
-    for (int i = 0; i < m->nfuncs; i++)
-        for (int k = 0; k < m->funcs[i]->nops; k++) {
-            const char *s = tir_attr_str(m->funcs[i]->ops[k], "kernel", NULL);
-            if (tir_op_region(m->funcs[i]->ops[k]) && s && !name_add(nm, s)) return false;
-        }
-    return true;
-}
 
 /* the region parameters: outer[i] (the outside value) is the fused op's operand i */
 typedef struct params {
@@ -355,7 +326,7 @@ static tir_value *param_of(tir_rw *rw, tir_func *R, tir_vmap *map, params *ps, t
     return p;
 }
 
-static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_diag *d) {
+static tir_status emit_region(tir_rw *rw, const ta *a, int r, tir_kernel_names *nm, tir_diag *d) {
     tir_func *f = rw->f;
     tir_module *m = f->module;
     const tir_op *mm = rw->old[a->first[r]];
@@ -366,11 +337,11 @@ static tir_status emit_region(tir_rw *rw, const ta *a, int r, names *nm, tir_dia
     char kname[64];
     for (;;) {
         snprintf(kname, sizeof kname, "matmul_%d", nm->next++);
-        if (!name_used(nm, kname)) break;
+        if (!tir_kernel_names_has(nm, kname)) break;
     }
     const char *kn = tir_arena_strdup(m->arena, kname);
     tir_func *R = kn ? tir_region_new(f, kn, mm->loc) : NULL;
-    if (!kn || !R || !name_add(nm, kn)) goto oom;
+    if (!kn || !R || !tir_kernel_names_add(nm, kn)) goto oom;
     for (int k = a->first[r]; k <= a->last[r] && st == TIR_OK; k++) {
         if (a->region[k] != r) continue;
         const tir_op *op = rw->old[k];
@@ -455,7 +426,7 @@ out:
     return st;
 }
 
-static tir_status tile_func(tir_func *f, names *nm, tir_diag *d) {
+static tir_status tile_func(tir_func *f, tir_kernel_names *nm, tir_diag *d) {
     ta a;
     if (!analyse(&a, f)) {
         ta_free(&a);
@@ -485,14 +456,14 @@ tir_status tir_pass_tile(tir_module *m, tir_diag *d) {
     if (!d) d = &local;
     memset(d, 0, sizeof *d);
     if (!m) return tir_diag_set(d, TIR_ERR_INVALID, NULL, (tir_loc){0, 0}, "tile: no module");
-    names nm;
-    if (!names_init(&nm, m)) {
-        free(nm.v);
+    tir_kernel_names nm;
+    if (!tir_kernel_names_init(&nm, m)) {
+        tir_kernel_names_free(&nm);
         return tir_diag_set(d, TIR_ERR_OOM, m, (tir_loc){0, 0}, "out of memory");
     }
     tir_status st = TIR_OK;
     for (int i = 0; i < m->nfuncs && st == TIR_OK; i++)
         if (m->funcs[i]->nops > 0) st = tile_func(m->funcs[i], &nm, d);
-    free(nm.v);
+    tir_kernel_names_free(&nm);
     return st;
 }
