@@ -22,13 +22,7 @@ static void setup(void) { ctx = tir_context_create(); }
 static void teardown(void) { tir_context_destroy(ctx); }
 
 static uint64_t rng = 7;
-static double urand(void) {
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
-}
+static double urand(void) { return tu_urand(&rng); }
 
 static char *read_example(const char *name) {
     char *s = tu_read_source("examples", name);
@@ -36,13 +30,7 @@ static char *read_example(const char *name) {
     return s;
 }
 
-static tir_module *parse(const char *src) {
-    tir_module *m = NULL;
-    tir_diag d;
-    tir_status st = tir_module_parse(ctx, src, "test.tir", &m, &d);
-    ck_assert_msg(st == TIR_OK, "parse failed: %d:%d: %s\n%s", d.line, d.col, d.msg, src);
-    return m;
-}
+static tir_module *parse(const char *src) { return tu_parse(ctx, src); }
 
 
 

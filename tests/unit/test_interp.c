@@ -23,26 +23,14 @@ static void teardown(void) { tir_context_destroy(ctx); }
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static void seed(uint64_t s) { rng = s * 0x9e3779b97f4a7c15ull + 1; }
-static double urand(void) { /* uniform in (0, 1), splitmix64 */
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
-}
+static double urand(void) { return tu_urand(&rng); }
 /* magnitude in [lo, hi), random sign when signed */
 static double rnd(double lo, double hi, bool sign) {
     double v = lo + (hi - lo) * urand();
     return sign && urand() < 0.5 ? -v : v;
 }
 
-static tir_module *parse(const char *src) {
-    tir_module *m = NULL;
-    tir_diag d;
-    tir_status st = tir_module_parse(ctx, src, "test.tir", &m, &d);
-    ck_assert_msg(st == TIR_OK, "parse failed: %s:%d:%d: %s\n%s", d.file, d.line, d.col, d.msg, src);
-    return m;
-}
+static tir_module *parse(const char *src) { return tu_parse(ctx, src); }
 
 static tir_tensor *tensor(tir_dtype dt, int rank, const int64_t *dims) {
     tir_tensor *t = tir_tensor_new(dt, rank, dims);

@@ -1,10 +1,14 @@
-/* testutil.h: what every unit suite needs besides `check`: reading a whole file, and finding
- * files of the source tree (ctest sets TIR_SOURCE_DIR). Header-only, so each suite stays one file. */
+/* testutil.h: what every unit suite needs besides `check`: reading a whole file, finding files of
+ * the source tree (ctest sets TIR_SOURCE_DIR), a seeded uniform generator, and parsing a module
+ * that must parse. Header-only, so each suite stays one file; include it after check.h. */
 #ifndef TIR_TESTUTIL_H
 #define TIR_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "ir.h"
 
 /* The whole file, NUL-terminated (it may hold NULs of its own: *len says how long it is; len may
  * be NULL). NULL when it cannot be opened or read, or on OOM. Free with free(). */
@@ -35,6 +39,25 @@ static inline char *tu_read_source(const char *dir, const char *name) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s", root ? root : ".", dir, name);
     return tu_read_file(path);
+}
+
+/* uniform in (0, 1) from *state (splitmix64): each suite keeps its own state and seed */
+static inline double tu_urand(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* src parsed in ctx as "test.tir"; the test fails (with the diagnostic and the source) if it
+ * does not parse */
+static inline tir_module *tu_parse(tir_context *ctx, const char *src) {
+    tir_module *m = NULL;
+    tir_diag d;
+    tir_status st = tir_module_parse(ctx, src, "test.tir", &m, &d);
+    ck_assert_msg(st == TIR_OK, "parse failed: %s:%d:%d: %s\n%s", d.file, d.line, d.col, d.msg, src);
+    return m;
 }
 
 #endif
