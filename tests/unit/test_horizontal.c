@@ -26,21 +26,6 @@ static char ptxas[4096];
 static bool have_ptxas;
 static char tmpdir[256];
 
-static bool find_ptxas(void) {
-    const char *path = getenv("PATH");
-    for (const char *p = path; p && *p;) {
-        const char *e = strchr(p, ':');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n > 0 && n < sizeof ptxas - 8) {
-            snprintf(ptxas, sizeof ptxas, "%.*s/ptxas", (int)n, p);
-            if (access(ptxas, X_OK) == 0) return true;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    snprintf(ptxas, sizeof ptxas, "/usr/local/cuda/bin/ptxas");
-    return access(ptxas, X_OK) == 0;
-}
 
 /* ptxas -v -arch=sm_90a on one kernel's PTX; its report in msg */
 static bool assemble(const tir_kernel *k, char *msg, size_t n) {
@@ -552,7 +537,7 @@ START_TEST(examples_same_results) {
 END_TEST
 
 int main(void) {
-    have_ptxas = find_ptxas();
+    have_ptxas = tu_find_ptxas(ptxas, sizeof ptxas);
     if (!have_ptxas) {
         const char *allow = getenv("TIR_ALLOW_NO_PTXAS");
         if (!allow || strcmp(allow, "1") != 0) {

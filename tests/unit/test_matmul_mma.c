@@ -21,25 +21,11 @@
 #include "cuda.h"
 #include "ir.h"
 #include "matmul_mma.h"
+#include "testutil.h"
 
 static char ptxas[4096];
 static bool have_ptxas;
 
-static bool find_ptxas(void) {
-    const char *path = getenv("PATH");
-    for (const char *p = path; p && *p;) {
-        const char *e = strchr(p, ':');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n > 0 && n < sizeof ptxas - 8) {
-            snprintf(ptxas, sizeof ptxas, "%.*s/ptxas", (int)n, p);
-            if (access(ptxas, X_OK) == 0) return true;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    snprintf(ptxas, sizeof ptxas, "/usr/local/cuda/bin/ptxas");
-    return access(ptxas, X_OK) == 0;
-}
 
 /* A module holding `func @f(a, b) -> out { matmul }`; the op is returned through *op. */
 static tir_module *matmul_module(tir_context *ctx, const char *dt, const char *ashape,
@@ -666,7 +652,7 @@ START_TEST(test_cublas_load) {
 END_TEST
 
 int main(void) {
-    have_ptxas = find_ptxas();
+    have_ptxas = tu_find_ptxas(ptxas, sizeof ptxas);
     if (!have_ptxas) {
         const char *allow = getenv("TIR_ALLOW_NO_PTXAS");
         if (!allow || strcmp(allow, "1") != 0) {

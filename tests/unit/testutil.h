@@ -4,9 +4,12 @@
 #ifndef TIR_TESTUTIL_H
 #define TIR_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "ir.h"
 
@@ -58,6 +61,23 @@ static inline tir_module *tu_parse(tir_context *ctx, const char *src) {
     tir_status st = tir_module_parse(ctx, src, "test.tir", &m, &d);
     ck_assert_msg(st == TIR_OK, "parse failed: %s:%d:%d: %s\n%s", d.file, d.line, d.col, d.msg, src);
     return m;
+}
+
+/* ptxas on PATH, else /usr/local/cuda/bin/ptxas, written to out (n bytes); false when neither runs */
+static inline bool tu_find_ptxas(char *out, size_t n) {
+    const char *path = getenv("PATH");
+    for (const char *p = path; p && *p;) {
+        const char *e = strchr(p, ':');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len > 0 && len + 8 < n) {
+            snprintf(out, n, "%.*s/ptxas", (int)len, p);
+            if (access(out, X_OK) == 0) return true;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    snprintf(out, n, "/usr/local/cuda/bin/ptxas");
+    return access(out, X_OK) == 0;
 }
 
 #endif
