@@ -24,6 +24,15 @@
 #define UN(code, x) tir_ib_un(b, TIR_OP_##code, (x))
 #define BIN(code, x, y) tir_ib_bin(b, TIR_OP_##code, (x), (y))
 
+/* Op order. Every builder call (BIN, UN, K, where3, red1, dim_scalar, reshape_to, ...) appends
+ * ops to the function, and C leaves the order in which a call's arguments are evaluated
+ * unspecified: in BIN(MUL, K(b, 2.0, x), BIN(ADD, x, y)) gcc and clang create the constant and
+ * the add in different orders, and the printed IR (and every golden after it) would differ
+ * between compilers. So no call here gets more than one argument that builds ops: such
+ * arguments are evaluated into locals first, left to right, innermost first (the order a
+ * left-to-right evaluation of the nested expression would give). A single nested builder call
+ * is fine: it runs before the call it is an argument of, whatever the compiler. */
+
 #define RMSNORM_EPS 1e-5 /* the defaults of ir/composite.c */
 #define LAYERNORM_EPS 1e-5
 
@@ -153,14 +162,18 @@ static tir_status r_sqrt(RULE_ARGS) { /* 1 / (2 sqrt x) */
 }
 
 static tir_status r_rsqrt(RULE_ARGS) { /* -x^(-3/2) / 2 = -y^3 / 2 */
-    gin[0] = BIN(MUL, G0, BIN(MUL, K(b, -0.5, Y0), BIN(MUL, Y0, BIN(MUL, Y0, Y0))));
+    tir_value *k = K(b, -0.5, Y0);
+    tir_value *y3 = BIN(MUL, Y0, BIN(MUL, Y0, Y0));
+    gin[0] = BIN(MUL, G0, BIN(MUL, k, y3));
     return TIR_OK;
 }
 
 static tir_status r_recip(RULE_ARGS) { gin[0] = UN(NEG, BIN(MUL, G0, BIN(MUL, Y0, Y0))); return TIR_OK; }
 
 static tir_status r_tanh(RULE_ARGS) {
-    gin[0] = BIN(MUL, G0, BIN(SUB, K(b, 1.0, Y0), BIN(MUL, Y0, Y0)));
+    tir_value *one = K(b, 1.0, Y0);
+    tir_value *y2 = BIN(MUL, Y0, Y0);
+    gin[0] = BIN(MUL, G0, BIN(SUB, one, y2));
     return TIR_OK;
 }
 
@@ -170,19 +183,27 @@ static tir_status r_sigmoid(RULE_ARGS) {
 }
 
 static tir_status r_relu(RULE_ARGS) { /* 0 at 0 */
-    gin[0] = where3(b, BIN(GT, X0, K(b, 0.0, X0)), G0, K(b, 0.0, G0));
+    tir_value *pos = BIN(GT, X0, K(b, 0.0, X0));
+    tir_value *zero = K(b, 0.0, G0);
+    gin[0] = where3(b, pos, G0, zero);
     return TIR_OK;
 }
 
 static tir_status r_abs(RULE_ARGS) { /* sign(x), 0 at 0 */
     tir_value *z = K(b, 0.0, X0);
-    gin[0] = where3(b, BIN(GT, X0, z), G0, where3(b, BIN(LT, X0, z), UN(NEG, G0), K(b, 0.0, G0)));
+    tir_value *pos = BIN(GT, X0, z);
+    tir_value *neg = BIN(LT, X0, z);
+    tir_value *ng = UN(NEG, G0);
+    tir_value *zero = K(b, 0.0, G0);
+    gin[0] = where3(b, pos, G0, where3(b, neg, ng, zero));
     return TIR_OK;
 }
 
 static tir_status r_silu(RULE_ARGS) { /* s (1 + x (1 - s)) */
     tir_value *s = UN(SIGMOID, X0);
-    tir_value *d = BIN(MUL, s, BIN(ADD, K(b, 1.0, X0), BIN(MUL, X0, BIN(SUB, K(b, 1.0, X0), s))));
+    tir_value *one = K(b, 1.0, X0);
+    tir_value *xs = BIN(MUL, X0, BIN(SUB, K(b, 1.0, X0), s));
+    tir_value *d = BIN(MUL, s, BIN(ADD, one, xs));
     gin[0] = BIN(MUL, G0, d);
     return TIR_OK;
 }
@@ -194,17 +215,27 @@ static tir_status r_gelu(RULE_ARGS) {
          * y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 a x^2) */
         const double c = 0.7978845608028654, a = 0.044715;
         tir_value *x2 = BIN(MUL, x, x);
-        tir_value *t = UN(TANH, BIN(MUL, K(b, c, x), BIN(ADD, x, BIN(MUL, K(b, a, x), BIN(MUL, x2, x)))));
+        tir_value *kc = K(b, c, x), *ka = K(b, a, x);
+        tir_value *inner = BIN(ADD, x, BIN(MUL, ka, BIN(MUL, x2, x)));
+        tir_value *t = UN(TANH, BIN(MUL, kc, inner));
         tir_value *one = K(b, 1.0, x), *half = K(b, 0.5, x);
-        tir_value *du = BIN(MUL, K(b, c, x), BIN(ADD, one, BIN(MUL, K(b, 3.0 * a, x), x2)));
-        d = BIN(ADD, BIN(MUL, half, BIN(ADD, one, t)),
-                BIN(MUL, BIN(MUL, half, x), BIN(MUL, BIN(SUB, one, BIN(MUL, t, t)), du)));
+        tir_value *kc2 = K(b, c, x), *k3a = K(b, 3.0 * a, x);
+        tir_value *du = BIN(MUL, kc2, BIN(ADD, one, BIN(MUL, k3a, x2)));
+        tir_value *lhs = BIN(MUL, half, BIN(ADD, one, t));
+        tir_value *hx = BIN(MUL, half, x);
+        tir_value *sech2 = BIN(SUB, one, BIN(MUL, t, t));
+        tir_value *rhs = BIN(MUL, hx, BIN(MUL, sech2, du));
+        d = BIN(ADD, lhs, rhs);
     } else {
         /* y' = Phi(x) + x phi(x). There is no erf op; Phi(x) = y / x away from 0, and exactly
          * 1/2 at 0. The division keeps full relative precision, so this is Phi as y has it. */
-        tir_value *cdf = where3(b, BIN(EQ, x, K(b, 0.0, x)), K(b, 0.5, x), BIN(DIV, Y0, x));
-        tir_value *pdf = BIN(MUL, K(b, 0.3989422804014327, x),
-                             UN(EXP, BIN(MUL, K(b, -0.5, x), BIN(MUL, x, x))));
+        tir_value *at0 = BIN(EQ, x, K(b, 0.0, x));
+        tir_value *khalf = K(b, 0.5, x);
+        tir_value *ratio = BIN(DIV, Y0, x);
+        tir_value *cdf = where3(b, at0, khalf, ratio);
+        tir_value *kp = K(b, 0.3989422804014327, x), *km = K(b, -0.5, x);
+        tir_value *xx = BIN(MUL, x, x);
+        tir_value *pdf = BIN(MUL, kp, UN(EXP, BIN(MUL, km, xx)));
         d = BIN(ADD, cdf, BIN(MUL, x, pdf));
     }
     gin[0] = BIN(MUL, G0, d);
@@ -237,12 +268,19 @@ static tir_status r_pow(RULE_ARGS) { /* PyTorch's masking: b = 0 gives da = 0; a
     tir_value *a = op->in[0], *e = op->in[1];
     if (need[0]) {
         tir_value *d = BIN(MUL, e, BIN(POW, a, BIN(SUB, e, K(b, 1.0, e))));
-        gin[0] = where3(b, BIN(EQ, e, K(b, 0.0, e)), K(b, 0.0, G0), BIN(MUL, G0, d));
+        tir_value *e0 = BIN(EQ, e, K(b, 0.0, e));
+        tir_value *zero = K(b, 0.0, G0);
+        tir_value *gd = BIN(MUL, G0, d);
+        gin[0] = where3(b, e0, zero, gd);
     }
     if (need[1]) {
         tir_value *z = K(b, 0.0, a);
-        tir_value *zero_base = BIN(AND, BIN(EQ, a, z), BIN(GE, e, K(b, 0.0, e)));
-        gin[1] = where3(b, zero_base, K(b, 0.0, G0), BIN(MUL, G0, BIN(MUL, Y0, UN(LOG, a))));
+        tir_value *a0 = BIN(EQ, a, z);
+        tir_value *epos = BIN(GE, e, K(b, 0.0, e));
+        tir_value *zero_base = BIN(AND, a0, epos);
+        tir_value *zero = K(b, 0.0, G0);
+        tir_value *gyl = BIN(MUL, G0, BIN(MUL, Y0, UN(LOG, a)));
+        gin[1] = where3(b, zero_base, zero, gyl);
     }
     return TIR_OK;
 }
@@ -251,7 +289,10 @@ static tir_status r_pow(RULE_ARGS) { /* PyTorch's masking: b = 0 gives da = 0; a
 static tir_status minmax2(tir_ib *b, const tir_op *op, tir_value *g, const bool *need,
                           tir_value **gin, tir_opcode win, tir_opcode lose) {
     tir_value *x = op->in[0], *y = op->in[1];
-    tir_value *tie = where3(b, tir_ib_bin(b, TIR_OP_EQ, x, y), BIN(MUL, g, K(b, 0.5, g)), K(b, 0.0, g));
+    tir_value *eq = tir_ib_bin(b, TIR_OP_EQ, x, y);
+    tir_value *half = BIN(MUL, g, K(b, 0.5, g));
+    tir_value *zero = K(b, 0.0, g);
+    tir_value *tie = where3(b, eq, half, zero);
     if (need[0]) gin[0] = where3(b, tir_ib_bin(b, win, x, y), g, tie);
     if (need[1]) gin[1] = where3(b, tir_ib_bin(b, lose, x, y), g, tie);
     return TIR_OK;
@@ -307,7 +348,8 @@ static tir_status r_maxmin(RULE_ARGS) {
         return TIR_OK;
     }
     tir_value *hit = BIN(EQ, X0, expand_reduced(b, Y0, xt, red));
-    tir_value *w = where3(b, hit, K(b, 1.0, X0), K(b, 0.0, X0));
+    tir_value *one = K(b, 1.0, X0), *zero = K(b, 0.0, X0);
+    tir_value *w = where3(b, hit, one, zero);
     tir_value *cnt = w ? tir_ib_reduce(b, TIR_OP_SUM, w, n, axes, true) : NULL;
     gin[0] = BIN(MUL, w, BIN(DIV, expand_reduced(b, G0, xt, red), cnt));
     return TIR_OK;
@@ -477,7 +519,9 @@ static tir_status r_linear(RULE_ARGS) {
         tir_value *g2 = g, *x2 = x;
         if (r == 1) {
             const tir_dim *dg[2] = {N, one}, *dx[2] = {one, Kd};
-            gin[1] = tir_ib_matmul(b, reshape_to(b, g, 2, dg), reshape_to(b, x, 2, dx), false, false);
+            tir_value *gc = reshape_to(b, g, 2, dg);
+            tir_value *xr = reshape_to(b, x, 2, dx);
+            gin[1] = tir_ib_matmul(b, gc, xr, false, false);
         } else {
             if (r > 2) {
                 const tir_dim *R = one;
@@ -508,7 +552,9 @@ static tir_status r_log_softmax(RULE_ARGS) { /* g - exp(y) sum(g) */
     tir_value *y = up(b, Y0), *g = up(b, G0);
     int ax = norm_axis(b, tir_attr_int(op, "axis", -1), Y0->type.rank);
     if (ax < 0) return tir_rw_fail(b->d);
-    gin[0] = BIN(SUB, g, BIN(MUL, UN(EXP, y), red1(b, TIR_OP_SUM, g, ax, true)));
+    tir_value *e = UN(EXP, y);
+    tir_value *s = red1(b, TIR_OP_SUM, g, ax, true);
+    gin[0] = BIN(SUB, g, BIN(MUL, e, s));
     return TIR_OK;
 }
 
@@ -523,7 +569,8 @@ static tir_status r_rmsnorm(RULE_ARGS) {
         tir_value *gw = BIN(MUL, g, w);
         tir_value *r3 = BIN(MUL, r, BIN(MUL, r, r));
         tir_value *m = red1(b, TIR_OP_MEAN, BIN(MUL, gw, x), last, true);
-        gin[0] = BIN(SUB, BIN(MUL, gw, r), BIN(MUL, x, BIN(MUL, r3, m)));
+        tir_value *gwr = BIN(MUL, gw, r);
+        gin[0] = BIN(SUB, gwr, BIN(MUL, x, BIN(MUL, r3, m)));
     }
     if (need[1]) gin[1] = BIN(MUL, g, BIN(MUL, x, r));
     return TIR_OK;
@@ -542,7 +589,9 @@ static tir_status r_layernorm(RULE_ARGS) {
         tir_value *gw = BIN(MUL, g, w);
         tir_value *m1 = red1(b, TIR_OP_MEAN, gw, last, true);
         tir_value *m2 = red1(b, TIR_OP_MEAN, BIN(MUL, gw, xhat), last, true);
-        gin[0] = BIN(MUL, r, BIN(SUB, BIN(SUB, gw, m1), BIN(MUL, xhat, m2)));
+        tir_value *c1 = BIN(SUB, gw, m1);
+        tir_value *c2 = BIN(MUL, xhat, m2);
+        gin[0] = BIN(MUL, r, BIN(SUB, c1, c2));
     }
     if (need[1]) gin[1] = BIN(MUL, g, xhat);
     if (need[2]) gin[2] = g;
@@ -565,7 +614,8 @@ static tir_status r_cross_entropy(RULE_ARGS) {
     tir_value *valid = BIN(NE, t, tir_ib_const(b, (double)tir_attr_int(op, "ignore_index", -100), tt->dtype));
     tir_value *s = g;
     if (strcmp(red, "mean") == 0) {
-        tir_value *cnt = where3(b, valid, K(b, 1.0, g), K(b, 0.0, g));
+        tir_value *one = K(b, 1.0, g), *zero = K(b, 0.0, g);
+        tir_value *cnt = where3(b, valid, one, zero);
         int64_t axes[TIR_MAX_RANK];
         for (int i = 0; i < tt->rank; i++) axes[i] = i;
         if (cnt && tt->rank) cnt = tir_ib_reduce(b, TIR_OP_SUM, cnt, tt->rank, axes, false);
@@ -578,7 +628,8 @@ static tir_status r_cross_entropy(RULE_ARGS) {
     s = bcast_to(b, s, tt); /* "sum"/"mean" give a scalar: one value per row first */
     tir_value *cls = iota(b, lt->rank, lt->dims, last, tt->dtype);
     tir_value *hot = BIN(EQ, cls, reshape_to(b, t, lt->rank, kd));
-    tir_value *dl = BIN(SUB, p, where3(b, hot, K(b, 1.0, p), K(b, 0.0, p)));
+    tir_value *one = K(b, 1.0, p), *zero = K(b, 0.0, p);
+    tir_value *dl = BIN(SUB, p, where3(b, hot, one, zero));
     gin[0] = BIN(MUL, dl, reshape_to(b, s, lt->rank, kd));
     return TIR_OK;
 }
@@ -644,7 +695,10 @@ static tir_status r_rope(RULE_ARGS) {
     const tir_dim *h = tir_dim_exact_div(ctx, D, two);
     if (!h || tir_dim_mul(ctx, h, two) != D || rank + 1 > TIR_MAX_RANK) {
         tir_value *cs = up(b, op->in[1]), *sn = up(b, op->in[2]);
-        if (need[0]) gin[0] = BIN(ADD, BIN(MUL, g, cs), halves(b, BIN(MUL, g, sn), false));
+        if (need[0]) {
+            tir_value *gcs = BIN(MUL, g, cs);
+            gin[0] = BIN(ADD, gcs, halves(b, BIN(MUL, g, sn), false));
+        }
         if (need[1]) gin[1] = BIN(MUL, g, x);
         if (need[2]) gin[2] = BIN(MUL, g, halves(b, x, true));
         return TIR_OK;
@@ -718,8 +772,10 @@ static tir_status r_attention(RULE_ARGS) {
         g = reshape_to(b, g, 5, o5);
         last = 4;
     } else if (mode == HEADS_TAKE) {
-        idx = BIN(DIV, BIN(MUL, iota(b, 1, &Hq, 0, TIR_I64), dim_scalar(b, Hk, TIR_I64)),
-                  dim_scalar(b, Hq, TIR_I64));
+        tir_value *h = iota(b, 1, &Hq, 0, TIR_I64);
+        tir_value *hk = dim_scalar(b, Hk, TIR_I64);
+        tir_value *h_hk = BIN(MUL, h, hk);
+        idx = BIN(DIV, h_hk, dim_scalar(b, Hq, TIR_I64));
         tir_attr_value a = tir_a_int("axis", 1);
         tir_value *kin[2] = {k, idx}, *vin[2] = {v, idx};
         k = tir_ib_op(b, TIR_OP_TAKE, 2, kin, 1, &a);
@@ -734,8 +790,10 @@ static tir_status r_attention(RULE_ARGS) {
     if (tir_attr_bool(op, "causal", false)) { /* key s is visible to query t iff s - t <= S - T */
         const tir_dim *ts[2] = {T, S};
         tir_value *ti = iota(b, 2, ts, 0, TIR_I64), *si = iota(b, 2, ts, 1, TIR_I64);
-        tir_value *off = BIN(SUB, dim_scalar(b, S, TIR_I64), dim_scalar(b, T, TIR_I64));
-        sc = where3(b, BIN(LE, BIN(SUB, si, ti), off), sc, K(b, -INFINITY, sc));
+        tir_value *sv = dim_scalar(b, S, TIR_I64);
+        tir_value *off = BIN(SUB, sv, dim_scalar(b, T, TIR_I64));
+        tir_value *vis = BIN(LE, BIN(SUB, si, ti), off);
+        sc = where3(b, vis, sc, K(b, -INFINITY, sc));
     }
     tir_value *mx = red1(b, TIR_OP_MAX, sc, last, true);
     tir_value *lse = BIN(ADD, mx, UN(LOG, red1(b, TIR_OP_SUM, UN(EXP, BIN(SUB, sc, mx)), last, true)));

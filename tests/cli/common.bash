@@ -63,6 +63,16 @@ npydata() {
   tail -c +$((10 + hl + 1)) "$1" | od -An -v -tx1 | tr -d ' \n'
 }
 
+# needs_codegen: for scripts that compile kernels. Ends the script with exit 77 (what ctest counts
+# as skipped: SKIP_RETURN_CODE) when $tirc was built without LLVM (TIR_WITH_LLVM=OFF)
+needs_codegen() {
+  printf 'func @f(%%x: f32[4]) -> f32[4] {\n  %%y = exp(%%x)\n  return %%y\n}\n' >"$T/.codegen.tir"
+  if "$tirc" ptx "$T/.codegen.tir" -o "$T/.codegen" 2>&1 >/dev/null | grep -q "built without LLVM"; then
+    echo "skipped: $tirc has no codegen (built with TIR_WITH_LLVM=OFF)"
+    exit 77
+  fi
+}
+
 finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" = 0 ]

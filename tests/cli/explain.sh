@@ -3,6 +3,7 @@
 # account, the kernels with their schedules and the matmul's executor, and the memory plan,
 # whose slots and peak are worked out by hand below. Works without a GPU.
 source "$(dirname "$0")/common.bash"
+needs_codegen
 
 cat >"$T/p.tir" <<'TIR'
 func @probs(%x: f32[N, 64], %w: f32[64, 64]) -> f32[N, 64] {

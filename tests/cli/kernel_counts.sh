@@ -5,6 +5,7 @@
 # kernels (nothing is launched); a matmul's "who runs it" note is not one either. Every function
 # must have its line, so a new benchmark cannot go uncounted.
 source "$(dirname "$0")/common.bash"
+needs_codegen
 
 for f in benchmarks/*.tir; do
   funcs=$(sed -n 's/^func @\([A-Za-z0-9_]*\).*/\1/p' "$f")
