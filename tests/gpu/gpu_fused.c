@@ -7,30 +7,15 @@
  * the online max-sum, one write sweep), forward+backward programs whose losses and weight
  * gradients are reduced across rows inside the row kernel (RMSNorm y/dx/dw, SwiGLU, CE), with
  * outputs poisoned, and device runs with donated arguments (results written in place of them:
- * cross-entropy's dlogits over the logits); results are compared by DESIGN §6's rule. One line per
- * case, a table of kernel counts and `N passed, M failed` last. Links libtir only.
+ * cross-entropy's dlogits over the logits); results are compared by DESIGN §6's rule, scaled for
+ * cancellation (gpu_harness.h, compiler/compare_mag.h). One line per case, a table of kernel
+ * counts and `N passed, M failed` last. Links libtir only.
  *
  * usage: gpu_fused [--filter TEXT] [--quick]
  * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
-#include <stdarg.h>
-#include <stdio.h>
+#include "gpu_harness.h"
 
-#include "compile.h"
-#include "ir.h"
-#include "passes.h"
-
-static tir_context *ctx;
-static const char *filter;
 static bool quick;
-static int npass, nfail;
-static uint64_t rng = 0x243F6A8885A308D3ull;
-
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
 
 /* random non-zero values in [lo, hi]; integer tensors (targets) in [0, ihi) with some ignored */
 static void fill(tir_tensor *t, double lo, double hi, int64_t ihi) {
@@ -39,10 +24,10 @@ static void fill(tir_tensor *t, double lo, double hi, int64_t ihi) {
     for (int64_t i = 0; i < n; i++) {
         double v;
         if (isint) {
-            v = floor(urand() * (double)ihi);
-            if (urand() < 0.1) v = -100; /* cross_entropy's ignore_index */
+            v = floor(gh_urand() * (double)ihi);
+            if (gh_urand() < 0.1) v = -100; /* cross_entropy's ignore_index */
         } else {
-            v = lo + urand() * (hi - lo);
+            v = lo + gh_urand() * (hi - lo);
             if (fabs(v) < 0.02 * (hi - lo)) v = 0.02 * (hi - lo);
         }
         tir_tensor_set(t, i, v);
@@ -156,144 +141,41 @@ static const prog progs[] = {
 
 /* ---------------------------------------------------------------- one case */
 
-static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void report(bool ok, const char *label, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s  %-52s ", ok ? "PASS" : "FAIL", label);
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-    if (ok) npass++;
-    else nfail++;
-}
-
-
 /* kernel counts per program (constant shapes), for the table at the end */
 static int nkernels[NPROGS];
 
-/* Runs the program through tir_program_run_device with donate_args: results written in place
- * of dead arguments (codegen/fused.c's inplace_ok: cross-entropy's dlogits over the logits) take
- * their buffers. The reference was computed from the host arguments first; the device copies
- * are what gets overwritten. Requires at least one result in place. */
-static bool run_donated(tir_program *p, int nargs, tir_tensor **args, int nres, tir_tensor **out, char *why,
-                        size_t n) {
-    tir_diag d;
-    tir_device_tensor *da[8] = {0}, *dr[8] = {0};
-    bool ok = true;
-    for (int i = 0; i < nargs && ok; i++)
-        if (tir_device_tensor_from_host(ctx, args[i], &da[i], &d) != TIR_OK) {
-            snprintf(why, n, "upload: %.400s", d.msg);
-            ok = false;
-        }
-    if (ok && tir_program_run_device(p, nargs, da, nres, dr, NULL, &d) != TIR_OK) {
-        snprintf(why, n, "gpu: %s: %.400s", tir_status_name(d.status), d.msg);
-        ok = false;
-    }
-    for (int i = 0; i < nres && ok; i++)
-        if (tir_device_tensor_to_host(dr[i], &out[i], &d) != TIR_OK) {
-            snprintf(why, n, "download: %.400s", d.msg);
-            ok = false;
-        }
-    const tir_mem_plan *pl = tir_program_last_plan(p, NULL);
-    if (ok && (!pl || pl->n_inplace < 1)) {
-        snprintf(why, n, "no result was written in place");
-        ok = false;
-    }
-    for (int i = 0; i < nargs; i++) tir_device_tensor_free(da[i]);
-    for (int i = 0; i < nres; i++) tir_device_tensor_free(dr[i]);
-    return ok;
+/* every parameter: values in [-2, 2] away from zero, targets in [0, D) with some ignored */
+static void fill_param(tir_tensor *t, int param, void *user) {
+    (void)param;
+    fill(t, -2.0, 2.0, *(const int64_t *)user);
 }
 
+/* With donate: the program runs through tir_program_run_device with donate_args: results written
+ * in place of dead arguments (codegen/fused.c's inplace_ok: cross-entropy's dlogits over the
+ * logits) take their buffers. The reference was computed from the host arguments first; the
+ * device copies are what gets overwritten. Requires at least one result in place. */
 static void run_case_as(int pi, const char *dt, int64_t rows, int64_t D, bool symbolic, bool donate) {
     const prog *pr = &progs[pi];
     char label[160];
     snprintf(label, sizeof label, "%s %s %lldx%lld%s%s", pr->name, dt, (long long)rows, (long long)D,
              symbolic ? " sym" : "", donate ? " donated" : "");
-    if (filter && !strstr(label, filter)) return;
+    if (!gh_selected(label)) return;
     char rs[32], ds[32], src[2048];
     snprintf(rs, sizeof rs, "%lld", (long long)rows);
     snprintf(ds, sizeof ds, "%lld", (long long)D);
     snprintf(src, sizeof src, pr->src, dt, symbolic ? "N" : rs, symbolic ? "D" : ds);
-    tir_diag d;
-    tir_module *mref = NULL, *mgpu = NULL;
-    tir_program *p = NULL;
-    tir_tensor *args[8] = {0}, *ref[8] = {0}, *out[8] = {0};
-    int nargs = 0, nres = 0;
-    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
-        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK ||
-        tir_pass_grad(mref, &d) != TIR_OK) { /* the interpreter runs value_and_grad bodies only once built */
-        report(false, label, "parse: %s (line %d)", d.msg, d.line);
-        goto out;
-    }
-    tir_options o;
-    tir_options_init(&o);
-    o.poison = true;
-    o.donate_args = donate;
-    if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
-        report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
-        goto out;
-    }
-    if (!symbolic) nkernels[pi] = tir_program_num_kernels(p);
-    const tir_func *f = tir_module_find(mref, "f");
-    nargs = f->nparams;
-    nres = f->nres;
-    if (nargs > 8 || nres > 8) { /* the arrays above */
-        report(false, label, "program has %d params / %d results: more than this test holds", nargs, nres);
-        nargs = nres = 0;
-        goto out;
-    }
     tir_bindings b = {0};
     tir_bindings_set(&b, "N", rows);
     tir_bindings_set(&b, "D", D);
-    for (int i = 0; i < nargs; i++) {
-        int64_t dims[TIR_MAX_RANK];
-        const tir_type *t = &f->params[i]->type;
-        if (tir_type_eval(t, &b, dims) != TIR_OK) {
-            report(false, label, "cannot size parameter %d", i);
-            goto out;
-        }
-        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
-        fill(args[i], -2.0, 2.0, D);
-    }
-    if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
-        report(false, label, "interpreter: %s", d.msg);
-        goto out;
-    }
-    if (donate) {
-        char why[512];
-        if (!run_donated(p, nargs, args, nres, out, why, sizeof why)) {
-            report(false, label, "%s", why);
-            goto out;
-        }
-    } else if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
-        report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
-        goto out;
-    }
-    double worst = 0, tol = 0;
-    bool ok = true;
-    for (int i = 0; i < nres; i++) {
-        double e = tir_rel_error(out[i], ref[i]);
-        double t = tir_tolerance(tir_tensor_dtype(ref[i]), pr->reduces);
-        if (isnan(e) || e > t) {
-            if (ok) worst = e, tol = t;
-            ok = false;
-        } else if (ok && e >= worst) {
-            worst = e;
-            tol = t;
-        }
-    }
-    report(ok, label, "%d kernels  rel err %.2e (tol %.0e)", tir_program_num_kernels(p), worst, tol);
-out:
-    for (int i = 0; i < nargs; i++) tir_tensor_free(args[i]);
-    for (int i = 0; i < nres; i++) {
-        tir_tensor_free(ref[i]);
-        tir_tensor_free(out[i]);
-    }
-    tir_program_free(p);
-    tir_module_free(mref);
-    tir_module_free(mgpu);
+    gh_case c = {.label = label, .src = src, .bind = &b, .fill = fill_param, .user = &D, .reduces = pr->reduces,
+                 .donate = donate};
+    gh_result r;
+    gh_run(&c, &r);
+    if (!symbolic && r.kernels >= 0) nkernels[pi] = r.kernels;
+    char et[160];
+    if (!r.ran) gh_report(false, label, "%s", r.msg);
+    else if (donate && r.ninplace < 1) gh_report(false, label, "no result was written in place");
+    else gh_report(r.ok, label, "%d kernels  %s", r.kernels, gh_err_text(&r, et, sizeof et));
 }
 
 static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbolic) {
@@ -302,20 +184,14 @@ static void run_case(int pi, const char *dt, int64_t rows, int64_t D, bool symbo
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) gh_filter = argv[++i];
         else if (strcmp(argv[i], "--quick") == 0) quick = true;
         else if (strcmp(argv[i], "--examples") == 0 && i + 1 < argc) i++; /* ctest passes it to every GPU test */
     }
-    ctx = tir_context_create();
-    if (!ctx) return 1;
-    char desc[256];
-    tir_diag d;
-    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
-        printf("gpu_fused: no GPU: %s\n", d.msg);
-        tir_context_destroy(ctx);
-        return 77;
-    }
-    printf("gpu_fused on %s\n", desc);
+    gh_rng = 0x243F6A8885A308D3ull;
+    gh_label_width = 52;
+    int rc = gh_start("gpu_fused");
+    if (rc) return rc;
     static const int64_t rows[] = {1, 7, 1000};
     static const int64_t Ds[] = {64, 1000, 4096, 4097};
     static const char *const dts[] = {"bf16", "f32"};
@@ -399,7 +275,5 @@ int main(int argc, char **argv) {
     }
     printf("\n%-16s %s\n", "program", "kernels (constant shapes)");
     for (int pi = 0; pi < NPROGS; pi++) printf("%-16s %d\n", progs[pi].name, nkernels[pi]);
-    printf("%d passed, %d failed\n", npass, nfail);
-    tir_context_destroy(ctx);
-    return nfail ? 1 : 0;
+    return gh_finish();
 }

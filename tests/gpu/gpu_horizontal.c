@@ -6,7 +6,8 @@
  * tensors with donated arguments (new p, m, v written in place, tensors of one shape too, as a
  * model's layers: every result over its own tensor's buffer, codegen's per-result pairing; the
  * reference ran on host copies of the arguments; a second run on the taken arguments must be
- * refused). One line per case, `N passed, M failed` last. Links libtir only.
+ * refused). Results are compared by DESIGN §6's rule, scaled for cancellation (gpu_harness.h,
+ * compiler/compare_mag.h). One line per case, `N passed, M failed` last. Links libtir only.
  *
  * With --bench FILE (benchmarks/adamw.tir): also times @adamw_step on device tensors (random
  * values, v >= 0), median of --reps runs of the kernels' own time (CUDA events), and prints
@@ -14,36 +15,7 @@
  *
  * usage: gpu_horizontal [--filter TEXT] [--bench benchmarks/adamw.tir] [--reps N]
  * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
-#include <stdarg.h>
-#include <stdio.h>
-
-#include "compile.h"
-#include "ir.h"
-
-static tir_context *ctx;
-static const char *filter;
-static int npass, nfail;
-static uint64_t rng = 0x243F6A8885A308D3ull;
-
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
-
-static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void report(bool ok, const char *label, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s  %-44s ", ok ? "PASS" : "FAIL", label);
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-    if (ok) npass++;
-    else nfail++;
-}
+#include "gpu_harness.h"
 
 /* one AdamW step over tensors of the given shapes, as scripts/gen_adamw.py writes it */
 static char *adamw_src(int n, const char *const *shapes) {
@@ -73,131 +45,49 @@ static char *adamw_src(int n, const char *const *shapes) {
     return s;
 }
 
+/* every 4th parameter (AdamW's v) in [0.01, 1.01), the rest in [-1, 1) away from zero; integers
+ * in [-50, 50] away from zero */
+static void fill(tir_tensor *t, int param, void *user) {
+    (void)user;
+    bool positive = param % 4 == 3, isint = tir_dtype_is_int(tir_tensor_dtype(t));
+    for (int64_t e = 0; e < tir_tensor_numel(t); e++) {
+        double v = positive ? 0.01 + gh_urand() : -1.0 + 2.0 * gh_urand();
+        if (fabs(v) < 0.01) v = 0.01;
+        if (isint) v = floor(v * 50.0) + (v < 0 ? 0 : 1);
+        tir_tensor_set(t, e, v);
+    }
+}
+
 /* Compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter with the
- * same random inputs (every 4th parameter, AdamW's v, >= 0), compares by DESIGN §6's rule. */
-/* want_inplace >= 0: a device run with donate_args (the arguments uploaded after the reference
+ * same random inputs, compares by DESIGN §6's rule (scaled for cancellation: gpu_harness.h).
+ * want_inplace >= 0: a device run with donate_args (the arguments uploaded after the reference
  * ran on the host copies, which stay intact), with at least want_inplace results written in
  * place of a dead argument, whose buffers the results took (running again on them is an error);
  * < 0: a host run */
 static void run_case_as(const char *label, const char *src, int64_t N, int64_t D, int want_kernels,
                         int want_inplace) {
-    if (filter && !strstr(label, filter)) return;
-    tir_diag d;
-    tir_module *mref = NULL, *mgpu = NULL;
-    tir_program *p = NULL;
-    tir_tensor **args = NULL, **ref = NULL, **out = NULL;
-    int nargs = 0, nres = 0;
-    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
-        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
-        report(false, label, "parse: %s (line %d)", d.msg, d.line);
-        goto out;
-    }
-    tir_options o;
-    tir_options_init(&o);
-    o.poison = true;
-    o.donate_args = want_inplace >= 0;
-    if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
-        report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
-        goto out;
-    }
-    const tir_func *f = tir_module_find(mref, "f");
-    nargs = f->nparams;
-    nres = f->nres;
-    args = calloc((size_t)nargs, sizeof *args);
-    ref = calloc((size_t)nres, sizeof *ref);
-    out = calloc((size_t)nres, sizeof *out);
-    if (!args || !ref || !out) {
-        report(false, label, "out of memory");
-        goto out;
-    }
+    if (!gh_selected(label)) return;
     tir_bindings b = {0};
     tir_bindings_set(&b, "N", N);
     tir_bindings_set(&b, "D", D);
-    for (int i = 0; i < nargs; i++) {
-        int64_t dims[TIR_MAX_RANK];
-        const tir_type *t = &f->params[i]->type;
-        if (tir_type_eval(t, &b, dims) != TIR_OK || !(args[i] = tir_tensor_new(t->dtype, t->rank, dims))) {
-            report(false, label, "cannot make parameter %d", i);
-            goto out;
-        }
-        bool positive = i % 4 == 3, isint = tir_dtype_is_int(t->dtype);
-        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++) {
-            double v = positive ? 0.01 + urand() : -1.0 + 2.0 * urand();
-            if (fabs(v) < 0.01) v = 0.01;
-            if (isint) v = floor(v * 50.0) + (v < 0 ? 0 : 1);
-            tir_tensor_set(args[i], e, v);
-        }
+    gh_case c = {.label = label, .src = src, .bind = &b, .fill = fill, .reduces = false,
+                 .donate = want_inplace >= 0, .check_refused = true};
+    gh_result r;
+    gh_run(&c, &r);
+    if (!r.ran) {
+        gh_report(false, label, "%s", r.msg);
+        return;
     }
-    if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
-        report(false, label, "interpreter: %s", d.msg);
-        goto out;
-    }
-    int ninplace = 0;
-    if (want_inplace >= 0) {
-        tir_device_tensor **da = calloc((size_t)nargs + 1, sizeof *da), **dr = calloc((size_t)nres + 1, sizeof *dr);
-        tir_status st = da && dr ? TIR_OK : TIR_ERR_OOM;
-        for (int i = 0; st == TIR_OK && i < nargs; i++) st = tir_device_tensor_from_host(ctx, args[i], &da[i], &d);
-        if (st == TIR_OK) st = tir_program_run_device(p, nargs, da, nres, dr, NULL, &d);
-        for (int i = 0; st == TIR_OK && i < nres; i++) st = tir_device_tensor_to_host(dr[i], &out[i], &d);
-        const tir_mem_plan *pl = st == TIR_OK ? tir_program_last_plan(p, NULL) : NULL;
-        ninplace = pl ? pl->n_inplace : 0;
-        if (st == TIR_OK && ninplace > 0) { /* the results took over donated arguments' buffers */
-            tir_device_tensor **dr2 = calloc((size_t)nres + 1, sizeof *dr2);
-            tir_diag d2;
-            tir_status again = dr2 ? tir_program_run_device(p, nargs, da, nres, dr2, NULL, &d2) : TIR_ERR_OOM;
-            for (int i = 0; dr2 && i < nres; i++) tir_device_tensor_free(dr2[i]);
-            free(dr2);
-            if (again != TIR_ERR_INVALID) {
-                st = again == TIR_OK ? TIR_ERR_INTERNAL : again;
-                snprintf(d.msg, sizeof d.msg, "a second run on donated arguments was not refused (%s)",
-                         tir_status_name(again));
-            }
-        }
-        for (int i = 0; da && i < nargs; i++) tir_device_tensor_free(da[i]);
-        for (int i = 0; dr && i < nres; i++) tir_device_tensor_free(dr[i]);
-        free(da);
-        free(dr);
-        if (st != TIR_OK) {
-            report(false, label, "gpu (donated): %s: %s", tir_status_name(st), d.msg);
-            goto out;
-        }
-    } else if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
-        report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
-        goto out;
-    }
-    double worst = 0, tol = 0;
-    bool ok = true;
-    for (int i = 0; i < nres; i++) {
-        double e = tir_rel_error(out[i], ref[i]);
-        double t = tir_tolerance(tir_tensor_dtype(ref[i]), false);
-        if (isnan(e) || e > t) {
-            if (ok) worst = e, tol = t;
-            ok = false;
-        } else if (ok && e >= worst) {
-            worst = e;
-            tol = t;
-        }
-    }
-    int nk = tir_program_num_kernels(p);
+    int nk = r.kernels;
+    bool ok = r.ok;
     if (want_kernels > 0 && nk != want_kernels) ok = false;
-    if (want_inplace >= 0 && ninplace < want_inplace) ok = false;
+    if (want_inplace >= 0 && r.ninplace < want_inplace) ok = false;
+    char et[160];
     if (want_inplace >= 0)
-        report(ok, label, "%d kernels (want %d)  %d in place (want %d)  rel err %.2e (tol %.0e)", nk, want_kernels,
-               ninplace, want_inplace, worst, tol);
+        gh_report(ok, label, "%d kernels (want %d)  %d in place (want %d)  %s", nk, want_kernels, r.ninplace,
+                  want_inplace, gh_err_text(&r, et, sizeof et));
     else
-        report(ok, label, "%d kernels (want %d)  rel err %.2e (tol %.0e)", nk, want_kernels, worst, tol);
-out:
-    for (int i = 0; args && i < nargs; i++) tir_tensor_free(args[i]);
-    for (int i = 0; ref && out && i < nres; i++) {
-        tir_tensor_free(ref[i]);
-        tir_tensor_free(out[i]);
-    }
-    free(args);
-    free(ref);
-    free(out);
-    tir_program_free(p);
-    tir_module_free(mref);
-    tir_module_free(mgpu);
+        gh_report(ok, label, "%d kernels (want %d)  %s", nk, want_kernels, gh_err_text(&r, et, sizeof et));
 }
 
 static void run_case(const char *label, const char *src, int64_t N, int64_t D, int want_kernels) {
@@ -207,7 +97,7 @@ static void run_case(const char *label, const char *src, int64_t N, int64_t D, i
 static void adamw_case(const char *label, int n, const char *const *shapes, int64_t N, int want) {
     char *src = adamw_src(n, shapes);
     if (!src) {
-        report(false, label, "out of memory");
+        gh_report(false, label, "out of memory");
         return;
     }
     run_case(label, src, N, 1, want);
@@ -236,7 +126,7 @@ static void fill_fast(tir_tensor *t, uint64_t seed, bool positive) {
 static void bench(const char *path, int reps) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        report(false, "bench", "cannot open %s", path);
+        gh_report(false, "bench", "cannot open %s", path);
         return;
     }
     fseek(fp, 0, SEEK_END);
@@ -246,7 +136,7 @@ static void bench(const char *path, int reps) {
     if (!src || fread(src, 1, (size_t)len, fp) != (size_t)len) {
         fclose(fp);
         free(src);
-        report(false, "bench", "cannot read %s", path);
+        gh_report(false, "bench", "cannot read %s", path);
         return;
     }
     src[len] = 0;
@@ -257,8 +147,8 @@ static void bench(const char *path, int reps) {
     tir_device_tensor **args = NULL, **res = NULL;
     int nargs = 0, nres = 0;
     double *ms = calloc((size_t)(reps > 0 ? reps : 1), sizeof *ms);
-    if (!ms || tir_module_parse(ctx, src, path, &m, &d) != TIR_OK || tir_compile(m, "adamw_step", NULL, &p, &d) != TIR_OK) {
-        report(false, "bench", "parse/compile: %s", d.msg);
+    if (!ms || tir_module_parse(gh_ctx, src, path, &m, &d) != TIR_OK || tir_compile(m, "adamw_step", NULL, &p, &d) != TIR_OK) {
+        gh_report(false, "bench", "parse/compile: %s", d.msg);
         goto out;
     }
     const char *kl = strstr(src, "# KERNELS @adamw_step ");
@@ -275,15 +165,15 @@ static void bench(const char *path, int reps) {
         tir_bindings b = {0};
         tir_tensor *h = NULL;
         if (tir_type_eval(t, &b, dims) != TIR_OK || !(h = tir_tensor_new(t->dtype, t->rank, dims))) {
-            report(false, "bench", "cannot make parameter %d", i);
+            gh_report(false, "bench", "cannot make parameter %d", i);
             goto out;
         }
         fill_fast(h, (uint64_t)i * 7919u, i % 4 == 3);
         if (i % 4 == 0) nparam += tir_tensor_numel(h);
-        tir_status s = tir_device_tensor_from_host(ctx, h, &args[i], &d);
+        tir_status s = tir_device_tensor_from_host(gh_ctx, h, &args[i], &d);
         tir_tensor_free(h);
         if (s != TIR_OK) {
-            report(false, "bench", "upload: %s", d.msg);
+            gh_report(false, "bench", "upload: %s", d.msg);
             goto out;
         }
     }
@@ -291,7 +181,7 @@ static void bench(const char *path, int reps) {
     tir_program_set_timing(p, true);
     for (int r = -1; r < reps; r++) { /* one warm-up run */
         if (tir_program_run_device(p, nargs, args, nres, res, NULL, &d) != TIR_OK) {
-            report(false, "bench", "run: %s: %s", tir_status_name(d.status), d.msg);
+            gh_report(false, "bench", "run: %s: %s", tir_status_name(d.status), d.msg);
             goto out;
         }
         double t = 0;
@@ -311,7 +201,7 @@ static void bench(const char *path, int reps) {
     int nk = tir_program_num_kernels(p);
     printf("adamw.tir.params: %lld\nadamw.tir.kernels: %d\nadamw.tir.ms: %.3f\nadamw.tir.GBps: %.1f\n",
            (long long)nparam, nk, med, 28.0 * (double)nparam / (med * 1e6));
-    report(want < 0 || nk == want, "bench adamw.tir", "%d kernels (header says %d), %.3f ms", nk, want, med);
+    gh_report(want < 0 || nk == want, "bench adamw.tir", "%d kernels (header says %d), %.3f ms", nk, want, med);
 out:
     for (int i = 0; args && i < nargs; i++) tir_device_tensor_free(args[i]);
     for (int i = 0; res && i < nres; i++) tir_device_tensor_free(res[i]);
@@ -327,22 +217,16 @@ int main(int argc, char **argv) {
     const char *bench_path = NULL;
     int reps = 20;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) gh_filter = argv[++i];
         else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc) bench_path = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--examples") == 0 && i + 1 < argc) i++; /* ctest passes it to every GPU test */
     }
     if (reps < 1) reps = 1;
-    ctx = tir_context_create();
-    if (!ctx) return 1;
-    char desc[256];
-    tir_diag d;
-    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
-        printf("gpu_horizontal: no GPU: %s\n", d.msg);
-        tir_context_destroy(ctx);
-        return 77;
-    }
-    printf("gpu_horizontal on %s\n", desc);
+    gh_rng = 0x243F6A8885A308D3ull;
+    gh_label_width = 44;
+    int rc = gh_start("gpu_horizontal");
+    if (rc) return rc;
 
     static const char *const odd[] = {"1", "7", "1000", "4097", "N, 3", "64, 48"};
     adamw_case("adamw odd sizes N=5", 6, odd, 5, 1);
@@ -397,7 +281,5 @@ int main(int argc, char **argv) {
     if (lsrc) run_case_as("adamw small llama donated", lsrc, 1000, 1, 1, 60);
     free(lsrc);
     if (bench_path) bench(bench_path, reps);
-    printf("%d passed, %d failed\n", npass, nfail);
-    tir_context_destroy(ctx);
-    return nfail ? 1 : 0;
+    return gh_finish();
 }

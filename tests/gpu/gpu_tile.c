@@ -10,35 +10,21 @@
  * matmuls of widened operands, each one tensor-core kernel (the count is checked), compared at
  * the 16-bit tolerance (the result is cast back to 16 bits), at aligned sizes (the TMA kernel),
  * ragged ones (T=1000, D=333: no TMA, guarded copies; N=333: ragged stores) and with T
- * symbolic. RoPE: q and k in one program, forward, and the gradient of x. One line per case,
+ * symbolic. RoPE: q and k in one program, forward, and the gradient of x. Results are compared
+ * scaled for cancellation (gpu_harness.h, compiler/compare_mag.h). One line per case,
  * tables of kernel counts, and `N passed, M failed` last. Links libtir only.
  *
  * usage: gpu_tile [--filter TEXT]   (other arguments are ignored)
  * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
-#include <stdarg.h>
-#include <stdio.h>
-
-#include "compile.h"
-#include "ir.h"
-#include "passes.h"
-
-static tir_context *ctx;
-static const char *filter;
-static int npass, nfail;
-static uint64_t rng = 0x13198A2E03707344ull;
-
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
+#include "gpu_harness.h"
 
 /* random values in [-1, 1], away from zero */
-static void fill(tir_tensor *t) {
+static void fill(tir_tensor *t, int param, void *user) {
+    (void)param;
+    (void)user;
     int64_t n = tir_tensor_numel(t);
     for (int64_t i = 0; i < n; i++) {
-        double v = 2 * urand() - 1;
+        double v = 2 * gh_urand() - 1;
         if (fabs(v) < 0.02) v = 0.02;
         tir_tensor_set(t, i, v);
     }
@@ -101,96 +87,27 @@ static const lprog lprogs[] = {
 };
 #define NLPROGS (int)(sizeof lprogs / sizeof *lprogs)
 
-static void report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void report(bool ok, const char *label, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s  %-48s ", ok ? "PASS" : "FAIL", label);
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-    if (ok) npass++;
-    else nfail++;
-}
-
-/* compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter under b */
-/* want_kernels > 0: the program must compile to exactly that many kernels */
+/* compiles @f of src, runs it on the GPU (outputs poisoned) and on the interpreter under b;
+ * want_kernels > 0: the program must compile to exactly that many kernels */
 static void check(const char *label, const char *src, const tir_bindings *b, bool reduces, int *kernels,
                   int want_kernels) {
-    if (filter && !strstr(label, filter)) return;
-    tir_diag d;
-    tir_module *mref = NULL, *mgpu = NULL;
-    tir_program *p = NULL;
-    tir_tensor *args[8] = {0}, *ref[8] = {0}, *out[8] = {0};
-    int nargs = 0, nres = 0;
-    if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
-        tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK ||
-        tir_pass_grad(mref, &d) != TIR_OK) { /* the interpreter runs value_and_grad bodies only once built */
-        report(false, label, "parse: %s (line %d)", d.msg, d.line);
-        goto out;
+    if (!gh_selected(label)) return;
+    /* tir's kernels are under test here, wherever cuBLASLt would win; a result cast up from a
+     * 16-bit value is compared at that value's tolerance (tol_from_args) */
+    gh_case c = {.label = label, .src = src, .bind = b, .fill = fill, .reduces = reduces, .tol_from_args = true,
+                 .set_matmul = true, .matmul = TIR_MATMUL_TIR};
+    gh_result r;
+    gh_run(&c, &r);
+    if (kernels && r.kernels >= 0) *kernels = r.kernels;
+    if (!r.ran) {
+        gh_report(false, label, "%s", r.msg);
+        return;
     }
-    tir_options o;
-    tir_options_init(&o);
-    o.poison = true;
-    o.matmul = TIR_MATMUL_TIR; /* tir's kernels are under test here, wherever cuBLASLt would win */
-    if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
-        report(false, label, "compile: %s: %s", tir_status_name(d.status), d.msg);
-        goto out;
-    }
-    if (kernels) *kernels = tir_program_num_kernels(p);
-    const tir_func *f = tir_module_find(mref, "f");
-    nargs = f->nparams;
-    nres = f->nres;
-    if (nargs > 8 || nres > 8) {
-        report(false, label, "%d params / %d results: more than this test holds", nargs, nres);
-        nargs = nres = 0;
-        goto out;
-    }
-    for (int i = 0; i < nargs; i++) {
-        int64_t dims[TIR_MAX_RANK];
-        const tir_type *t = &f->params[i]->type;
-        if (tir_type_eval(t, b, dims) != TIR_OK || !(args[i] = tir_tensor_new(t->dtype, t->rank, dims))) {
-            report(false, label, "cannot make parameter %d", i);
-            goto out;
-        }
-        fill(args[i]);
-    }
-    if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
-        report(false, label, "interpreter: %s", d.msg);
-        goto out;
-    }
-    if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
-        report(false, label, "gpu: %s: %s", tir_status_name(d.status), d.msg);
-        goto out;
-    }
-    double worst = 0, tol = 0;
-    bool ok = true;
-    for (int i = 0; i < nres; i++) {
-        double e = tir_rel_error(out[i], ref[i]);
-        /* a result cast up from a 16-bit value carries that value's rounding: the tolerance is
-         * that of the narrowest float dtype the program computes in (its 16-bit operands) */
-        double t = tir_tolerance(tir_tensor_dtype(ref[i]), reduces);
-        for (int a = 0; a < nargs; a++) {
-            tir_dtype adt = tir_tensor_dtype(args[a]);
-            if (tir_dtype_is_float(adt) && tir_tolerance(adt, reduces) > t) t = tir_tolerance(adt, reduces);
-        }
-        if (isnan(e) || e > t || (ok && e >= worst)) worst = e, tol = t;
-        if (isnan(e) || e > t) ok = false;
-    }
-    int nk = tir_program_num_kernels(p);
-    if (want_kernels > 0 && nk != want_kernels) ok = false;
-    report(ok, label, "rel err %.2e (tol %.0e), %d kernel%s%s", worst, tol, nk, nk == 1 ? "" : "s",
-           want_kernels > 0 && nk != want_kernels ? " (want one per linear)" : "");
-out:
-    for (int i = 0; i < 8; i++) {
-        tir_tensor_free(args[i]);
-        tir_tensor_free(ref[i]);
-        tir_tensor_free(out[i]);
-    }
-    tir_program_free(p);
-    tir_module_free(mref);
-    tir_module_free(mgpu);
+    int nk = r.kernels;
+    bool ok = r.ok && !(want_kernels > 0 && nk != want_kernels);
+    char et[160];
+    gh_report(ok, label, "%s, %d kernel%s%s", gh_err_text(&r, et, sizeof et), nk, nk == 1 ? "" : "s",
+              want_kernels > 0 && nk != want_kernels ? " (want one per linear)" : "");
 }
 
 static const char *rope_src =
@@ -206,16 +123,11 @@ static const char *rope_bwd_src =
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
-    ctx = tir_context_create();
-    char desc[256];
-    tir_diag d;
-    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
-        printf("gpu_tile: no GPU: %s\n", d.msg);
-        tir_context_destroy(ctx);
-        return 77;
-    }
-    printf("gpu_tile on %s\n", desc);
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) gh_filter = argv[++i];
+    gh_rng = 0x13198A2E03707344ull;
+    gh_label_width = 48;
+    int rc = gh_start("gpu_tile");
+    if (rc) return rc;
     /* M, N, K: aligned (tensor-core tiles, 16-byte rows), ragged (guarded edges), and a long K
      * over a small output (the tiling's split-K) */
     static const int64_t shapes[][3] = {{256, 384, 512}, {77, 131, 200}, {128, 128, 8192}};
@@ -287,7 +199,5 @@ int main(int argc, char **argv) {
         for (int si = 0; si < 4; si++) printf(" %13d", lcounts[pi][si]);
         printf("\n");
     }
-    printf("%d passed, %d failed\n", npass, nfail);
-    tir_context_destroy(ctx);
-    return nfail ? 1 : 0;
+    return gh_finish();
 }
