@@ -1,12 +1,14 @@
 /* fused.c: one fused region (docs/tir.md §11) -> one kernel, following the region's schedule.
  *
- * Every member is computed in registers: a value is evaluated at a coordinate vector of its
- * own shape by walking back through its producers (elementwise ops, full constants, the index
- * maps broadcast/reshape/transpose/slice) to the region's parameters, which are loaded from
- * global memory. Evaluations are memoised on (value, coordinates), so a value read by several
- * members, or by several passes over a row, is computed and loaded once. Each op rounds to its
- * result dtype exactly as the interpreter does (bf16 ops compute in f32 and round at their
- * output), so grouping never changes a result.
+ * Every member is computed in registers by the evaluator of codegen/fused_eval.c (shared with
+ * the horizontal kernels of fused_horizontal.c): a value is evaluated at a coordinate vector of
+ * its own shape by walking back through its producers (elementwise ops, full constants, the
+ * index maps broadcast/reshape/transpose/slice) to the region's parameters, which are loaded
+ * from global memory, and to the row's reductions once they are folded (fx.red). Evaluations
+ * are memoised on (value, coordinates), so a value read by several members, or by several
+ * passes over a row, is computed and loaded once. Each op rounds to its result dtype exactly as
+ * the interpreter does (bf16 ops compute in f32 and round at their output), so grouping never
+ * changes a result.
  *
  * Lanes: with a schedule vector v > 1 a thread evaluates v consecutive elements along the
  * innermost axis at once. Coordinates carry the axis whose coordinate is `c + j` in lane j;
@@ -16,7 +18,11 @@
  * are not keep v = 1 and stay correct for every binding.
  *
  * kind="elementwise"   out is (D0, ..., Dr-1) (all results share it); a grid-stride loop over
- *                      vectors of v elements; block = 256.
+ *                      vectors of v elements; block = 256. With a thread_axis a (a short axis,
+ *                      2..4, not the innermost) each thread walks a whole, at constant
+ *                      coordinates 0..Da-1: the loop runs over the space with a collapsed, and
+ *                      slices along a (RoPE's rotate-half reads both halves of x for each half
+ *                      of the output) are loaded once for all of a's elements.
  * kind="row"/"reduce"  the row reductions reduce F over axes R (the plan's rowmask,
  *                      passes.h: tir_fused_row_plan); K are the kept axes. rows = prod K,
  *                      L = prod R. A group of T threads handles one row (block = warps*32 =
@@ -57,57 +63,21 @@
 
 #include "cg.h"
 #include "fused.h"
+#include "fused_eval.h"
 #include "matmul_mma.h"
 #include "passes.h"
 
-#define MAXV 8          /* lanes per thread: 16 bytes of bf16 */
+#define MAXV FE_MAXV
 #define MAX_REG_VALS 64 /* values per thread a row may keep in registers (256 threads) */
 /* fewer for bigger blocks: 64K registers per SM are shared by the block's threads, and every
  * member evaluated per element keeps a register or two beside the loaded value */
 #define REG_VALS(threads) ((threads) <= 256 ? MAX_REG_VALS : 8192 / (threads) < 8 ? 8 : 8192 / (threads))
 
-/* a coordinate vector of some shape, for all lanes */
-typedef struct crd {
-    int rank;
-    LLVMValueRef c[TIR_MAX_RANK];
-    int lane;              /* the axis holding c[lane] + j in lane j; -1: every lane alike */
-    bool aligned;          /* c[lane] is a multiple of the lane count */
-    LLVMValueRef flat;     /* row-major flat index of c in flat_t, or NULL */
-    const tir_type *flat_t;
-} crd;
-
-typedef struct memo {
-    const tir_value *v;
-    crd co;
-    LLVMValueRef lane[MAXV];
-} memo;
-
-typedef struct fx {
-    cg *g;
-    const tir_func *R;
-    int vec;               /* lanes */
-    memo *m;
-    int nm, cap;
-    LLVMValueRef *red;     /* by region value id: a reduction's value for the current row */
-} fx;
+/* the shared evaluator (fused_eval.h): coordinates, the evaluation context */
+typedef fe_crd crd;
+typedef fe_ctx fx;
 
 /* ---------------------------------------------------------------- small helpers */
-
-static bool multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
-    int64_t x;
-    if (v <= 1) return true;
-    if (tir_dim_is_const(d, &x)) return x % v == 0;
-    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
-    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
-}
-
-static int64_t sched_int(const tir_attr_value *s, const char *key, int64_t dflt) {
-    const tir_attr_value *e = tir_dict_get(s, key);
-    if (!e) return dflt;
-    if (e->kind == TIR_ATTR_INT) return e->u.i;
-    if (e->kind == TIR_ATTR_BOOL) return e->u.b;
-    return dflt;
-}
 
 static LLVMValueRef entry_alloca(cg *g, LLVMTypeRef t) {
     LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->B);
@@ -120,317 +90,10 @@ static LLVMValueRef entry_alloca(cg *g, LLVMTypeRef t) {
     return a;
 }
 
-static void splat(fx *f, LLVMValueRef *out, LLVMValueRef x) {
-    for (int j = 0; j < f->vec; j++) out[j] = x;
-}
-
-static bool same_crd(const crd *a, const crd *b) {
-    if (a->rank != b->rank || a->lane != b->lane || a->aligned != b->aligned) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->c[i] != b->c[i]) return false;
-    return true;
-}
-
-static memo *memo_find(fx *f, const tir_value *v, const crd *co) {
-    for (int i = f->nm - 1; i >= 0; i--)
-        if (f->m[i].v == v && same_crd(&f->m[i].co, co)) return &f->m[i];
-    return NULL;
-}
-
-static void memo_add(fx *f, const tir_value *v, const crd *co, LLVMValueRef *lanes) {
-    if (f->nm == f->cap) {
-        int nc = f->cap ? 2 * f->cap : 64;
-        memo *nm = realloc(f->m, (size_t)nc * sizeof *nm);
-        if (!nm) {
-            cg_fail(f->g, TIR_ERR_OOM, "out of memory");
-            return;
-        }
-        f->m = nm;
-        f->cap = nc;
-    }
-    memo *e = &f->m[f->nm++];
-    e->v = v;
-    e->co = *co;
-    memcpy(e->lane, lanes, sizeof e->lane);
-}
-
 /* ---------------------------------------------------------------- scalar ops
  * Values are compute values (cg_ctype) of their dtype, already rounded to it. */
 
 static LLVMValueRef fconst(LLVMValueRef like, double v) { return LLVMConstReal(LLVMTypeOf(like), v); }
-
-/* ---------------------------------------------------------------- evaluation */
-
-static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out);
-
-/* coordinates of x (which broadcasts to the shape co indexes, NumPy-aligned) */
-static void bcast_crd(const crd *co, const tir_type *ot, const tir_type *xt, crd *xc, cg *g) {
-    int off = ot->rank - xt->rank;
-    xc->rank = xt->rank;
-    xc->lane = -1;
-    xc->aligned = co->aligned;
-    for (int j = 0; j < xt->rank; j++) {
-        int64_t c;
-        bool one = tir_dim_is_const(xt->dims[j], &c) && c == 1;
-        xc->c[j] = one ? cg_i64(g, 0) : co->c[j + off];
-        if (!one && co->lane == j + off) xc->lane = j;
-    }
-    bool same = cg_same_dims(xt, ot);
-    xc->flat = same ? co->flat : NULL;
-    xc->flat_t = same ? co->flat_t : NULL;
-}
-
-/* v evaluated one lane at a time (lanes whose coordinates an index map cannot keep together) */
-static void scalarize(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
-    int vec = f->vec;
-    LLVMValueRef tmp[MAXV];
-    for (int j = 0; j < vec; j++) {
-        crd cj = *co;
-        cj.c[co->lane] = LLVMBuildAdd(f->g->B, co->c[co->lane], cg_i64(f->g, j), "");
-        cj.lane = -1;
-        cj.aligned = false;
-        cj.flat = NULL;
-        eval(f, v, &cj, tmp); /* lane-free: every lane of tmp holds the one value */
-        out[j] = tmp[0];
-    }
-}
-
-static void load_param(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
-    cg *g = f->g;
-    const tir_type *t = &v->type;
-    tir_dtype dt = t->dtype;
-    LLVMValueRef buf = g->buf[v->index];
-    LLVMTypeRef st = cg_stype(g, dt);
-    LLVMValueRef off = co->flat && co->flat_t && cg_same_dims(t, co->flat_t) ? co->flat
-                                                                             : cg_offset(g, t, (LLVMValueRef *)co->c);
-    if (co->lane < 0 || f->vec == 1) {
-        splat(f, out, cg_widen(g, dt, cg_load(g, dt, buf, off)));
-        return;
-    }
-    if (co->lane == t->rank - 1) {
-        size_t es = tir_dtype_size(dt);
-        bool al = co->aligned && multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
-        if (dt == TIR_BF16 && al) {
-            /* aligned bf16 pairs as 32-bit words: the low lane is w << 16, the high lane
-             * w & 0xffff0000, one instruction a lane (exact: bf16 is f32's top half) */
-            LLVMTypeRef wt = LLVMVectorType(g->t_i32, (unsigned)f->vec / 2);
-            LLVMValueRef ld = LLVMBuildLoad2(g->B, wt, cg_gep(g, st, buf, off), "");
-            LLVMSetAlignment(ld, (unsigned)(es * (size_t)f->vec));
-            for (int j = 0; j < f->vec; j += 2) {
-                LLVMValueRef w = LLVMBuildExtractElement(g->B, ld, cg_i32(g, j / 2), "");
-                out[j] = LLVMBuildBitCast(g->B, LLVMBuildShl(g->B, w, cg_i32(g, 16), ""), g->t_f32, "");
-                out[j + 1] = LLVMBuildBitCast(g->B, LLVMBuildAnd(g->B, w, LLVMConstInt(g->t_i32, 0xffff0000u, 0), ""),
-                                              g->t_f32, "");
-            }
-            return;
-        }
-        LLVMTypeRef vt = LLVMVectorType(st, (unsigned)f->vec);
-        LLVMValueRef ld = LLVMBuildLoad2(g->B, vt, cg_gep(g, st, buf, off), "");
-        LLVMSetAlignment(ld, (unsigned)(al ? es * (size_t)f->vec : es));
-        for (int j = 0; j < f->vec; j++)
-            out[j] = cg_widen(g, dt, LLVMBuildExtractElement(g->B, ld, cg_i32(g, j), ""));
-        return;
-    }
-    LLVMValueRef stride = cg_i64(g, 1);
-    for (int k = co->lane + 1; k < t->rank; k++) stride = LLVMBuildMul(g->B, stride, cg_dimv(g, t->dims[k]), "");
-    for (int j = 0; j < f->vec; j++) {
-        LLVMValueRef o = LLVMBuildAdd(g->B, off, LLVMBuildMul(g->B, stride, cg_i64(g, j), ""), "");
-        out[j] = cg_widen(g, dt, cg_load(g, dt, buf, o));
-    }
-}
-
-/* the coordinates of a movement op's operand: 1; 0 when the lanes must be evaluated one by
- * one; -1 on error (recorded in g) */
-static int move_crd(fx *f, const tir_op *op, const crd *co, crd *xc) {
-    cg *g = f->g;
-    const tir_type *xt = &op->in[0]->type, *vt = &op->out[0]->type;
-    switch (op->code) {
-    case TIR_OP_BROADCAST: bcast_crd(co, vt, xt, xc, g); return 1;
-    case TIR_OP_TRANSPOSE: {
-        const tir_attr_value *p = tir_op_attr(op, "perm");
-        if (!p || p->u.ints.n != xt->rank) {
-            cg_fail(g, TIR_ERR_TYPE, "fused codegen: bad perm");
-            return -1;
-        }
-        *xc = *co;
-        xc->lane = -1;
-        xc->flat = NULL;
-        for (int j = 0; j < vt->rank; j++) {
-            int64_t pj = p->u.ints.v[j];
-            if (pj < 0 || pj >= xt->rank) {
-                cg_fail(g, TIR_ERR_TYPE, "fused codegen: bad perm");
-                return -1;
-            }
-            xc->c[pj] = co->c[j];
-            if (co->lane == j) xc->lane = (int)pj;
-        }
-        return 1;
-    }
-    case TIR_OP_SLICE: {
-        int ax;
-        if (!tir_norm_axis(tir_attr_int(op, "axis", 0), xt->rank, &ax)) {
-            cg_fail(g, TIR_ERR_TYPE, "fused codegen: slice axis out of range");
-            return -1;
-        }
-        int64_t step = tir_attr_int(op, "step", 1), start = tir_attr_int(op, "start", 0);
-        if (co->lane == ax && step != 1) return 0;
-        *xc = *co;
-        xc->flat = NULL;
-        // start follows Python: negative counts from the end; clamped to [0, dim]
-        LLVMValueRef dim = cg_dimv(g, xt->dims[ax]), s;
-        if (start < 0) s = cg_smax(g, LLVMBuildAdd(g->B, dim, cg_i64(g, start), ""), cg_i64(g, 0));
-        else s = cg_smin(g, cg_i64(g, start), dim);
-        xc->c[ax] = LLVMBuildAdd(g->B, s, LLVMBuildMul(g->B, co->c[ax], cg_i64(g, step), ""), "");
-        if (co->lane == ax && start != 0) xc->aligned = false;
-        return 1;
-    }
-    case TIR_OP_RESHAPE: {
-        if (co->lane >= 0 &&
-            !(co->lane == vt->rank - 1 && co->aligned && xt->rank > 0 &&
-              multiple_of(g->ctx, vt->dims[vt->rank - 1], f->vec) &&
-              multiple_of(g->ctx, xt->dims[xt->rank - 1], f->vec)))
-            return 0;
-        // the same flat index in both shapes
-        LLVMValueRef lin = co->flat && co->flat_t && cg_same_dims(vt, co->flat_t) ? co->flat
-                                                                                  : cg_offset(g, vt, (LLVMValueRef *)co->c);
-        xc->rank = xt->rank;
-        cg_unravel(g, lin, xt, xc->c);
-        xc->lane = co->lane >= 0 ? xt->rank - 1 : -1;
-        xc->aligned = co->aligned;
-        xc->flat = lin;
-        xc->flat_t = xt;
-        return 1;
-    }
-    default:
-        cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s in a region", tir_ops[op->code].name);
-        return -1;
-    }
-}
-
-static void eval(fx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
-    cg *g = f->g;
-    memo *hit = memo_find(f, v, co);
-    if (hit) {
-        memcpy(out, hit->lane, sizeof hit->lane);
-        return;
-    }
-    const tir_op *op = v->def;
-    if (!op) {
-        load_param(f, v, co, out);
-    } else if (op->code == TIR_OP_FULL) {
-        splat(f, out, cg_const_of(g, v->type.dtype, tir_attr_float(op, "value", 0.0)));
-    } else if (op->code == TIR_OP_IOTA) {
-        /* the coordinate along axis, in registers (fuse copies iota in like a constant) */
-        int ax = 0;
-        tir_dtype dt = v->type.dtype;
-        if (v->type.rank > 0 && !tir_norm_axis(tir_attr_int(op, "axis", 0), v->type.rank, &ax)) {
-            cg_fail(g, TIR_ERR_TYPE, "fused codegen: iota axis out of range");
-            splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
-            return;
-        }
-        LLVMValueRef c = v->type.rank > 0 ? co->c[ax] : cg_i64(g, 0);
-        for (int j = 0; j < f->vec; j++) {
-            if (j > 0 && co->lane != ax) {
-                out[j] = out[0];
-                continue;
-            }
-            LLVMValueRef k = j ? LLVMBuildAdd(g->B, c, cg_i64(g, j), "") : c;
-            out[j] = cg_widen(g, dt, cg_cast(g, TIR_I64, k, dt));
-        }
-    } else if (tir_ops[op->code].flags & TIR_F_REDUCE) {
-        LLVMValueRef r = v->id >= 0 && v->id < f->R->nvalues ? f->red[v->id] : NULL;
-        if (!r) {
-            cg_fail(g, TIR_ERR_INTERNAL, "fused codegen: %s used before its row is reduced",
-                    tir_ops[op->code].name);
-            r = LLVMGetPoison(cg_ctype(g, v->type.dtype));
-        }
-        splat(f, out, r);
-    } else if (tir_op_is_elementwise(op->code)) {
-        LLVMValueRef in[3][MAXV];
-        if (op->nin > 3) {
-            cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s with %d operands", tir_ops[op->code].name, op->nin);
-            splat(f, out, LLVMGetPoison(cg_ctype(g, v->type.dtype)));
-            return;
-        }
-        for (int k = 0; k < op->nin; k++) {
-            crd xc;
-            bcast_crd(co, &v->type, &op->in[k]->type, &xc, g);
-            eval(f, op->in[k], &xc, in[k]);
-        }
-        /* lanes that read the same operands compute once */
-        for (int j = 0; j < f->vec; j++) {
-            bool same = j > 0;
-            for (int k = 0; k < op->nin && same; k++) same = in[k][j] == in[k][j - 1];
-            if (same) {
-                out[j] = out[j - 1];
-                continue;
-            }
-            LLVMValueRef a[3] = {NULL, NULL, NULL};
-            for (int k = 0; k < op->nin; k++) a[k] = in[k][j];
-            out[j] = cg_member(g, op, a);
-        }
-    } else if (tir_ops[op->code].flags & TIR_F_MOVEMENT) {
-        crd xc;
-        int how = move_crd(f, op, co, &xc);
-        if (how > 0) eval(f, op->in[0], &xc, out);
-        else if (how == 0) scalarize(f, v, co, out);
-        else {
-            splat(f, out, LLVMGetPoison(cg_ctype(g, v->type.dtype)));
-            return;
-        }
-    } else {
-        cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s in a region", tir_ops[op->code].name);
-        splat(f, out, LLVMGetPoison(cg_ctype(g, v->type.dtype)));
-        return;
-    }
-    memo_add(f, v, co, out);
-}
-
-/* Issues, at coordinates co of v, the loads of the parameters v reads through elementwise ops
- * and broadcasts (the maps whose coordinates are the same LLVM values, so the memo finds them
- * again), stopping at reductions and other index maps. lower_rows calls it before the row's
- * reductions so that, e.g., RMSNorm's weight is in flight with x instead of being requested
- * after the reduction's barriers, where its latency is exposed on every row. */
-static void prefetch(fx *f, const tir_value *v, const crd *co) {
-    const tir_op *op = v->def;
-    if (memo_find(f, v, co)) return;
-    if (!op) {
-        LLVMValueRef tmp[MAXV];
-        eval(f, v, co, tmp);
-        return;
-    }
-    if (!tir_op_is_elementwise(op->code) && op->code != TIR_OP_BROADCAST) return;
-    for (int k = 0; k < op->nin; k++) {
-        crd xc;
-        bcast_crd(co, &v->type, &op->in[k]->type, &xc, f->g);
-        prefetch(f, op->in[k], &xc);
-    }
-}
-
-/* stores lanes (compute values of dt) at buf[off ..]: one vector store when there are several */
-static void store_lanes(fx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off, LLVMValueRef *lanes,
-                        int n) {
-    cg *g = f->g;
-    if (n == 1) {
-        cg_store(g, dt, buf, off, cg_narrow_hw(g, dt, lanes[0]));
-        return;
-    }
-    LLVMTypeRef st = cg_stype(g, dt);
-    LLVMValueRef vv;
-    if (dt == TIR_BF16 && LLVMTypeOf(lanes[0]) == g->t_f32) {
-        /* one vector fptrunc: pairs become cvt.rn.bf16x2.f32, half an instruction a lane */
-        LLVMValueRef fv = LLVMGetUndef(LLVMVectorType(g->t_f32, (unsigned)n));
-        for (int j = 0; j < n; j++) fv = LLVMBuildInsertElement(g->B, fv, lanes[j], cg_i32(g, j), "");
-        vv = LLVMBuildBitCast(g->B, LLVMBuildFPTrunc(g->B, fv, LLVMVectorType(g->t_bf16, (unsigned)n), ""),
-                              LLVMVectorType(st, (unsigned)n), "");
-    } else {
-        vv = LLVMGetUndef(LLVMVectorType(st, (unsigned)n));
-        for (int j = 0; j < n; j++)
-            vv = LLVMBuildInsertElement(g->B, vv, cg_narrow_hw(g, dt, lanes[j]), cg_i32(g, j), "");
-    }
-    LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
-    LLVMSetAlignment(s, (unsigned)(tir_dtype_size(dt) * (size_t)n));
-}
 
 /* every dim of every value of the region becomes a kernel parameter (constants are baked in) */
 static void use_region_types(cg *g, const tir_func *R) {
@@ -547,23 +210,18 @@ static void mark_buffers(cg *g, const tir_op *fop, unsigned inplace) {
     g->k->inplace_ok = inplace;
 }
 
-static int clamp_vec(int64_t v) {
-    int r = 1;
-    while (r * 2 <= v && r * 2 <= MAXV) r *= 2;
-    return r;
-}
-
 /* ---------------------------------------------------------------- kind="elementwise" */
 
-static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, int64_t vreq) {
+static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, const tir_attr_value *sched) {
+    int64_t vreq = fe_sched_int(sched, "vector", 1);
     cg *g = f->g;
     const tir_func *R = f->R;
     const tir_type *ot = &R->results[0]->type;
     for (int r = 1; r < R->nres; r++)
         if (!cg_same_dims(&R->results[r]->type, ot))
             return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: elementwise results of different shapes");
-    int vec = clamp_vec(vreq);
-    if (ot->rank == 0 || !multiple_of(g->ctx, ot->dims[ot->rank - 1], vec)) vec = 1;
+    int vec = fe_clamp_vec(vreq);
+    if (ot->rank == 0 || !fe_multiple_of(g->ctx, ot->dims[ot->rank - 1], vec)) vec = 1;
     f->vec = vec;
     use_region_types(g, R);
     cg_use_type(g, ot);
@@ -573,29 +231,47 @@ static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, 
     mark_buffers(g, fop, inplace);
     LLVMBuilderRef B = g->B;
 
+    /* thread_axis a (schedule): a short axis the thread walks whole, with constant coordinates,
+     * so that slices along it (RoPE's two halves) are loaded once for all of its elements */
+    int64_t ta = fe_sched_int(sched, "thread_axis", -1), D = 1;
+    if (ta < 0 || ta >= ot->rank - 1 || !tir_dim_is_const(ot->dims[ta], &D) || D < 1 || D > 4) ta = -1, D = 1;
+    tir_type it = *ot; /* the threads' space: out with axis ta collapsed */
+    if (ta >= 0) it.dims[ta] = tir_dim_const(g->ctx, 1);
+    cg_use_type(g, &it);
+
     // out is (D0, ..., Dr-1); thread i computes elements i*vec .. i*vec + vec-1 of every result
-    LLVMValueRef n = cg_numel(g, ot);
+    // (of `it`, at each coordinate 0..D-1 along ta)
+    LLVMValueRef n = cg_numel(g, &it);
     LLVMValueRef nv = vec > 1 ? LLVMBuildUDiv(B, n, cg_i64(g, vec), "") : n;
     cg_loop l;
     LLVMValueRef i = cg_grid_loop_begin(g, &l, nv);
     LLVMValueRef base = vec > 1 ? LLVMBuildMul(B, i, cg_i64(g, vec), "") : i;
-    crd co = {.rank = ot->rank, .lane = vec > 1 ? ot->rank - 1 : -1, .aligned = true,
-              .flat = base, .flat_t = ot};
-    cg_unravel(g, base, ot, co.c);
+    crd co[4];
+    co[0] = (crd){.rank = ot->rank, .lane = vec > 1 ? ot->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = ot};
+    cg_unravel(g, base, &it, co[0].c);
+    for (int k = 0; ta >= 0 && k < D; k++) {
+        co[k] = co[0];
+        co[k].c[ta] = cg_i64(g, k);
+        co[k].flat = cg_offset(g, ot, co[k].c);
+    }
+    int nres = R->nres * (int)D;
     LLVMValueRef vals[8][MAXV];
-    LLVMValueRef (*lanes)[MAXV] = R->nres <= 8 ? vals : malloc((size_t)R->nres * sizeof *lanes);
+    LLVMValueRef (*lanes)[MAXV] = nres <= 8 ? vals : malloc((size_t)nres * sizeof *lanes);
     if (!lanes) return cg_fail(g, TIR_ERR_OOM, "out of memory");
     // every operand's load issued before the math that uses the first (SwiGLU: b's 16 bytes are
     // in flight while silu(a) is computed)
-    for (int r = 0; r < R->nres; r++) prefetch(f, R->results[r], &co);
-    for (int r = 0; r < R->nres; r++) eval(f, R->results[r], &co, lanes[r]);
-    for (int r = 0; r < R->nres; r++)
-        store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], base, lanes[r], vec);
+    for (int k = 0; k < D; k++)
+        for (int r = 0; r < R->nres; r++) fe_prefetch(f, R->results[r], &co[k]);
+    for (int k = 0; k < D; k++)
+        for (int r = 0; r < R->nres; r++) fe_eval(f, R->results[r], &co[k], lanes[k * R->nres + r]);
+    for (int k = 0; k < D; k++)
+        for (int r = 0; r < R->nres; r++)
+            fe_store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], co[k].flat, lanes[k * R->nres + r], vec);
     if (lanes != vals) free(lanes);
     f->nm = 0;
     cg_for_end(g, &l);
     LLVMBuildRetVoid(B);
-    const tir_dim *nd = cg_numel_dim(g, ot);
+    const tir_dim *nd = cg_numel_dim(g, &it);
     cg_launch_1d(g, vec > 1 ? cg_ceil_div(g, nd, vec) : nd);
     return g->st;
 }
@@ -836,14 +512,14 @@ static LLVMValueRef pick_value(fx *f, rowk *rk, const tir_row_red *s) {
     co.c[rk->rax[0]] = cg_i64(g, 0);
     LLVMValueRef vals[MAXV];
     crd tc;
-    bcast_crd(&co, F, &s->pick_idx->type, &tc, g);
-    eval(f, s->pick_idx, &tc, vals);
+    fe_bcast_crd(g, &co, F, &s->pick_idx->type, &tc);
+    fe_eval(f, s->pick_idx, &tc, vals);
     LLVMValueRef idx = cg_to_i64(g, s->pick_idx->type.dtype, vals[0]);
     LLVMValueRef in = LLVMBuildICmp(B, LLVMIntULT, idx, rk->L, "");
     co.c[rk->rax[0]] = LLVMBuildSelect(B, in, idx, cg_i64(g, 0), "");
     crd ac;
-    bcast_crd(&co, F, &s->pick->type, &ac, g);
-    eval(f, s->pick, &ac, vals);
+    fe_bcast_crd(g, &co, F, &s->pick->type, &ac);
+    fe_eval(f, s->pick, &ac, vals);
     tir_dtype idt = s->op->in[0]->type.dtype;
     LLVMTypeRef at = acc_type(g, TIR_OP_SUM, idt);
     LLVMValueRef zero = red_identity(at, TIR_OP_SUM);
@@ -1010,8 +686,8 @@ static void grid_combine(fx *f, const tir_op *fop, rowk *rk, const tir_row_plan 
         const tir_type *tt = &R->results[r]->type;
         crd co = {.rank = tt->rank, .lane = -1};
         for (int k = 0; k < tt->rank; k++) co.c[k] = cg_i64(g, 0);
-        eval(f, R->results[r], &co, lanes);
-        store_lanes(f, tt->dtype, g->buf[fop->nin + r], cg_i64(g, 0), lanes, 1);
+        fe_eval(f, R->results[r], &co, lanes);
+        fe_store_lanes(f, tt->dtype, g->buf[fop->nin + r], cg_i64(g, 0), lanes, 1);
     }
     f->nm = mark;
     cg_if_end(g, &c1);
@@ -1093,8 +769,8 @@ static void grid_combine(fx *f, const tir_op *fop, rowk *rk, const tir_row_plan 
             const tir_type *tt = &R->results[r]->type;
             crd co = {.rank = tt->rank, .lane = -1, .flat = e, .flat_t = tt};
             cg_unravel(g, e, tt, co.c);
-            eval(f, R->results[r], &co, lanes);
-            store_lanes(f, tt->dtype, g->buf[fop->nin + r], e, lanes, 1);
+            fe_eval(f, R->results[r], &co, lanes);
+            fe_store_lanes(f, tt->dtype, g->buf[fop->nin + r], e, lanes, 1);
         }
         f->nm = mark;
         cg_if_end(g, &cs);
@@ -1106,6 +782,144 @@ static void grid_combine(fx *f, const tir_op *fop, rowk *rk, const tir_row_plan 
     free(sts);
 }
 
+/* ---------------------------------------------------------------- streaming a row */
+
+/* the body of a streamed sweep over n element vectors (coordinates co[0..n-1]) */
+typedef void (*stream_body)(fx *f, rowk *rk, void *ctx, const crd *co, int n);
+
+#define MAX_UNROLL 8
+
+/* this thread's element vectors of the row, e0, e0 + step, ... < L, in order: U at a time while
+ * U fit (the body issues all their loads before it uses any: one load in flight a thread is far
+ * from enough to cover DRAM latency), then one at a time. Folds keep their order. */
+static void stream_row(fx *f, rowk *rk, LLVMValueRef e0, int64_t step, int U, stream_body body, void *ctx) {
+    cg *g = f->g;
+    LLVMBuilderRef B = g->B;
+    LLVMValueRef L = rk->L, start = e0;
+    crd co[MAX_UNROLL];
+    if (U > MAX_UNROLL) U = MAX_UNROLL;
+    if (U > 1) {
+        /* U vectors from e while e + (U-1)*step < L, i.e. e < lim (no iteration when L <= span) */
+        LLVMValueRef span = cg_i64(g, (U - 1) * step), ustep = cg_i64(g, U * step);
+        LLVMValueRef lim = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntUGT, L, span, ""),
+                                           LLVMBuildSub(B, L, span, ""), cg_i64(g, 0), "");
+        cg_loop lu;
+        LLVMValueRef e = cg_for_begin(g, &lu, e0, lim, ustep);
+        int mark = f->nm;
+        for (int u = 0; u < U; u++) co[u] = row_crd(f, rk, LLVMBuildAdd(B, e, cg_i64(g, u * step), ""));
+        body(f, rk, ctx, co, U);
+        f->nm = mark;
+        cg_for_end(g, &lu);
+        /* the rest starts after the unrolled iterations: ceil((lim - e0) / ustep) of them */
+        LLVMValueRef its = LLVMBuildUDiv(B, LLVMBuildAdd(B, LLVMBuildSub(B, lim, e0, ""), cg_i64(g, U * step - 1), ""),
+                                         ustep, "");
+        its = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntUGT, lim, e0, ""), its, cg_i64(g, 0), "");
+        start = LLVMBuildAdd(B, e0, LLVMBuildMul(B, its, ustep, ""), "");
+    }
+    cg_loop le;
+    LLVMValueRef e = cg_for_begin(g, &le, start, L, cg_i64(g, step));
+    int mark = f->nm;
+    co[0] = row_crd(f, rk, e);
+    body(f, rk, ctx, co, 1);
+    f->nm = mark;
+    cg_for_end(g, &le);
+}
+
+/* a stats sweep's folds (accumulators in allocas across the loop) */
+typedef struct stats_ctx {
+    rst *sts;
+    int n;
+    const tir_row_plan *plan;
+} stats_ctx;
+
+static void stats_body(fx *f, rowk *rk, void *ctx, const crd *co, int nco) {
+    (void)rk;
+    stats_ctx *c = ctx;
+    cg *g = f->g;
+    LLVMValueRef vals[MAXV];
+    for (int u = 0; u < nco; u++)
+        for (int j = 0; j < c->n; j++) fe_prefetch(f, c->plan->r[c->sts[j].slot].op->in[0], &co[u]);
+    for (int j = 0; j < c->n; j++) {
+        rst *st = &c->sts[j];
+        st->acc = LLVMBuildLoad2(g->B, st->at, st->accp, "");
+        for (int k = 0; k < st->ns; k++) st->s[k] = LLVMBuildLoad2(g->B, st->at, st->sp[k], "");
+    }
+    for (int u = 0; u < nco; u++)
+        for (int j = 0; j < c->n; j++) {
+            const tir_op *op = c->plan->r[c->sts[j].slot].op;
+            fe_eval(f, op->in[0], &co[u], vals);
+            fold_lanes(f, &c->sts[j], op->in[0]->type.dtype, vals, NULL);
+        }
+    for (int j = 0; j < c->n; j++) {
+        rst *st = &c->sts[j];
+        LLVMBuildStore(g->B, st->acc, st->accp);
+        for (int k = 0; k < st->ns; k++) LLVMBuildStore(g->B, st->s[k], st->sp[k]);
+    }
+}
+
+/* the write sweep: the F-shaped results of an element vector and the grid partials it feeds */
+typedef struct write_ctx {
+    const tir_op *fop;
+    const tir_row_plan *plan;
+    const bool *per_row;
+    const int *gres;
+    LLVMValueRef (*gacc)[MAX_REG_VALS * MAXV];
+    LLVMValueRef (*lanes)[MAXV];
+    LLVMValueRef valid; /* the row is real (not the clamped copy of the last) */
+} write_ctx;
+
+/* element vector co (chunk c in registers mode, whose lanes are real when cok, NULL: all) */
+static void write_elem(fx *f, rowk *rk, write_ctx *w, const crd *co, int c, LLVMValueRef cok) {
+    cg *g = f->g;
+    LLVMBuilderRef B = g->B;
+    const tir_func *R = f->R;
+    const tir_row_plan *plan = w->plan;
+    int vec = f->vec;
+    for (int r = 0; r < R->nres; r++)
+        if (!w->per_row[r] && !w->gres[r]) fe_eval(f, R->results[r], co, w->lanes[r]);
+    LLVMValueRef ok = cok ? LLVMBuildAnd(B, w->valid, cok, "") : w->valid;
+    /* the grid reductions fold their elements of this row into the thread's partials */
+    for (int i = 0; w->gacc && i < plan->nred; i++) {
+        if (plan->r[i].kind != TIR_RR_GRID || plan->r[i].rowval) continue;
+        const tir_op *op = plan->r[i].op;
+        tir_dtype idt = op->in[0]->type.dtype;
+        LLVMTypeRef at = acc_type(g, op->code, idt);
+        LLVMValueRef vals[MAXV], id = red_identity(at, op->code);
+        fe_eval(f, op->in[0], co, vals);
+        LLVMValueRef acc = plan->r[i].column ? NULL : LLVMBuildLoad2(B, at, w->gacc[i][0], "");
+        for (int j = 0; j < vec; j++) {
+            LLVMValueRef x = LLVMBuildSelect(B, ok, to_acc(g, idt, vals[j], at), id, "");
+            if (!plan->r[i].column) {
+                acc = red_combine(g, op->code, acc, x);
+                continue;
+            }
+            LLVMValueRef p = w->gacc[i][c * vec + j];
+            LLVMBuildStore(B, red_combine(g, op->code, LLVMBuildLoad2(B, at, p, ""), x), p);
+        }
+        if (acc) LLVMBuildStore(B, acc, w->gacc[i][0]);
+    }
+    cg_if st;
+    cg_if_begin(g, &st, ok);
+    for (int r = 0; r < R->nres; r++) {
+        if (w->per_row[r] || w->gres[r]) continue;
+        LLVMValueRef off = co->flat ? co->flat : cg_offset(g, rk->F, (LLVMValueRef *)co->c);
+        fe_store_lanes(f, R->results[r]->type.dtype, g->buf[w->fop->nin + r], off, w->lanes[r], vec);
+    }
+    cg_if_end(g, &st);
+}
+
+static void write_body(fx *f, rowk *rk, void *ctx, const crd *co, int n) {
+    write_ctx *w = ctx;
+    const tir_func *R = f->R;
+    for (int u = 0; n > 1 && u < n; u++) {
+        for (int r = 0; r < R->nres; r++)
+            if (!w->per_row[r] && !w->gres[r]) fe_prefetch(f, R->results[r], &co[u]);
+        for (int i = 0; i < w->plan->nred; i++)
+            if (w->plan->r[i].kind == TIR_RR_GRID && !w->plan->r[i].rowval) fe_prefetch(f, w->plan->r[i].op->in[0], &co[u]);
+    }
+    for (int u = 0; u < n; u++) write_elem(f, rk, w, &co[u], 0, NULL);
+}
+
 static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const tir_attr_value *sched) {
     cg *g = f->g;
     const tir_func *R = f->R;
@@ -1115,7 +929,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     /* the reductions: one F; the row reductions over one set of axes (the plan's rowmask), the
      * grid ones (GRID) over every axis or every row axis */
     tir_row_plan plan;
-    if (!tir_fused_row_plan(R, sched_int(sched, "online", 1) != 0, &plan))
+    if (!tir_fused_row_plan(R, fe_sched_int(sched, "online", 1) != 0, &plan))
         return cg_fail(g, TIR_ERR_OOM, "out of memory");
     const tir_op *first = NULL;
     bool isred[TIR_MAX_RANK] = {false};
@@ -1154,7 +968,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     bool gmode = plan.ngrid > 0, fgrid = plan.ngrid > plan.nrowval; /* fgrid: partials of F's elements */
     if (!first) {
         tir_fused_row_plan_free(&plan);
-        return lower_elementwise(f, fop, name, sched_int(sched, "vector", 1));
+        return lower_elementwise(f, fop, name, sched);
     }
     const tir_type *F = rk.F;
     rk.Kt.dtype = rk.Rt.dtype = F->dtype;
@@ -1220,10 +1034,10 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s", bad);
     }
 
-    int vec = clamp_vec(sched_int(sched, "vector", 1));
-    if (!rk.suffix || !multiple_of(g->ctx, F->dims[F->rank - 1], vec)) vec = 1;
+    int vec = fe_clamp_vec(fe_sched_int(sched, "vector", 1));
+    if (!rk.suffix || !fe_multiple_of(g->ctx, F->dims[F->rank - 1], vec)) vec = 1;
     f->vec = vec;
-    int64_t warps = sched_int(sched, "warps", 8), rpb = sched_int(sched, "rows_per_block", 1);
+    int64_t warps = fe_sched_int(sched, "warps", 8), rpb = fe_sched_int(sched, "rows_per_block", 1);
     if (warps < 1) warps = 1;
     if (warps > 32) warps = 32;
     int threads = (int)warps * 32;
@@ -1238,7 +1052,11 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     if (tir_dim_is_const(L_d, &Lc) && Lc > 0) {
         int64_t per = (int64_t)rk.T * vec;
         int64_t c = (Lc + per - 1) / per;
-        if (c * vec <= REG_VALS(threads)) chunks = (int)c;
+        /* the schedule's row_in_registers decides (capped at what a thread can hold); without
+         * one, the block size's share of the registers */
+        int64_t want = fe_sched_int(sched, "row_in_registers", -1);
+        if (want < 0 ? c * vec <= REG_VALS(threads) : want && c <= MAX_REG_VALS && c * vec <= 2 * MAX_REG_VALS)
+            chunks = (int)c;
     }
 
     /* the partials of the grid reductions, per block: a total takes 16 bytes, a column sum
@@ -1301,8 +1119,10 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     rk.t = LLVMBuildAnd(B, rk.tid, cg_i64(g, rk.T - 1), "");
     rk.sub = LLVMBuildLShr(B, rk.tid, cg_i64(g, lg), "");
     LLVMValueRef ngroups = LLVMBuildUDiv(B, LLVMBuildAdd(B, rows, cg_i64(g, rpb - 1), ""), cg_i64(g, rpb), "");
-    LLVMValueRef step = cg_i64(g, (int64_t)rk.T * vec);
     LLVMValueRef L = rk.L;
+    /* streamed sweeps: element vectors a thread loads before it uses them (schedule unroll) */
+    int64_t unroll = chunks ? 1 : fe_sched_int(sched, "unroll", 1);
+    if (unroll < 1) unroll = 1;
 
     /* the grid reductions' per-thread partials, carried across the rows the thread sees: a
      * total one accumulator, a column sum one per element of the row the thread owns */
@@ -1348,7 +1168,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     for (int c = 0; c < chunks; c++) {
         crd co = row_crd(f, &rk, ce[c]);
         for (int r = 0; r < R->nres; r++)
-            if (!per_row[r] && !gres[r]) prefetch(f, R->results[r], &co);
+            if (!per_row[r] && !gres[r]) fe_prefetch(f, R->results[r], &co);
     }
     // the reductions, sweep by sweep (the plan: fused.h): picks once their inputs are known,
     // then every reduction of the sweep folded in one pass over the row
@@ -1388,7 +1208,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
                 crd co = row_crd(f, &rk, ce[c]);
                 for (int j = 0; j < n; j++) {
                     const tir_op *op = plan.r[sts[j].slot].op;
-                    eval(f, op->in[0], &co, vals);
+                    fe_eval(f, op->in[0], &co, vals);
                     fold_lanes(f, &sts[j], op->in[0]->type.dtype, vals, cok[c]);
                 }
             }
@@ -1401,21 +1221,8 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
                     LLVMBuildStore(B, sts[j].s[k], sts[j].sp[k]);
                 }
             }
-            cg_loop le;
-            LLVMValueRef e = cg_for_begin(g, &le, e0, L, step);
-            int mark = f->nm;
-            crd co = row_crd(f, &rk, e);
-            for (int j = 0; j < n; j++) {
-                const tir_op *op = plan.r[sts[j].slot].op;
-                sts[j].acc = LLVMBuildLoad2(B, sts[j].at, sts[j].accp, "");
-                for (int k = 0; k < sts[j].ns; k++) sts[j].s[k] = LLVMBuildLoad2(B, sts[j].at, sts[j].sp[k], "");
-                eval(f, op->in[0], &co, vals);
-                fold_lanes(f, &sts[j], op->in[0]->type.dtype, vals, NULL);
-                LLVMBuildStore(B, sts[j].acc, sts[j].accp);
-                for (int k = 0; k < sts[j].ns; k++) LLVMBuildStore(B, sts[j].s[k], sts[j].sp[k]);
-            }
-            f->nm = mark;
-            cg_for_end(g, &le);
+            stats_ctx sc = {.sts = sts, .n = n, .plan = &plan};
+            stream_row(f, &rk, e0, (int64_t)rk.T * vec, (int)unroll, stats_body, &sc);
             for (int j = 0; j < n; j++) {
                 sts[j].acc = LLVMBuildLoad2(B, sts[j].at, sts[j].accp, "");
                 for (int k = 0; k < sts[j].ns; k++) sts[j].s[k] = LLVMBuildLoad2(B, sts[j].at, sts[j].sp[k], "");
@@ -1447,8 +1254,6 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     if (picks & inplace) cg_barrier(g);
 
     // per-element results of the row: evaluated first, then stored under one guard
-    bool any_full = false;
-    for (int r = 0; r < R->nres; r++) any_full |= !per_row[r];
     LLVMValueRef (*lanes)[MAXV] = malloc((size_t)(R->nres ? R->nres : 1) * sizeof *lanes);
     if (!lanes) {
         free(per_row);
@@ -1458,50 +1263,17 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         tir_fused_row_plan_free(&plan);
         return cg_fail(g, TIR_ERR_OOM, "out of memory");
     }
-    any_full = false;
+    bool any_full = false;
     for (int r = 0; r < R->nres; r++) any_full |= !per_row[r] && !gres[r];
-    for (int c = 0; (any_full || fgrid) && c < (chunks ? chunks : 1) && g->st == TIR_OK; c++) {
-        cg_loop le;
-        LLVMValueRef e;
-        int mark = f->nm;
-        if (chunks) e = ce[c];
-        else e = cg_for_begin(g, &le, e0, L, step);
-        crd co = row_crd(f, &rk, e);
-        for (int r = 0; r < R->nres; r++)
-            if (!per_row[r] && !gres[r]) eval(f, R->results[r], &co, lanes[r]);
-        LLVMValueRef ok = chunks && cok[c] ? LLVMBuildAnd(B, valid, cok[c], "") : valid;
-        /* the grid reductions fold their elements of this row into the thread's partials */
-        for (int i = 0; gacc && i < plan.nred; i++) {
-            if (plan.r[i].kind != TIR_RR_GRID || plan.r[i].rowval) continue;
-            const tir_op *op = plan.r[i].op;
-            tir_dtype idt = op->in[0]->type.dtype;
-            LLVMTypeRef at = acc_type(g, op->code, idt);
-            LLVMValueRef vals[MAXV], id = red_identity(at, op->code);
-            eval(f, op->in[0], &co, vals);
-            LLVMValueRef acc = plan.r[i].column ? NULL : LLVMBuildLoad2(B, at, gacc[i][0], "");
-            for (int j = 0; j < vec; j++) {
-                LLVMValueRef x = LLVMBuildSelect(B, ok, to_acc(g, idt, vals[j], at), id, "");
-                if (!plan.r[i].column) {
-                    acc = red_combine(g, op->code, acc, x);
-                    continue;
-                }
-                LLVMValueRef p = gacc[i][c * vec + j];
-                LLVMBuildStore(B, red_combine(g, op->code, LLVMBuildLoad2(B, at, p, ""), x), p);
-            }
-            if (acc) LLVMBuildStore(B, acc, gacc[i][0]);
+    write_ctx wc = {.fop = fop, .plan = &plan, .per_row = per_row, .gres = gres, .gacc = gacc,
+                    .lanes = lanes, .valid = valid};
+    if ((any_full || fgrid) && chunks) {
+        for (int c = 0; c < chunks && g->st == TIR_OK; c++) {
+            crd co = row_crd(f, &rk, ce[c]);
+            write_elem(f, &rk, &wc, &co, c, cok[c]);
         }
-        cg_if st;
-        cg_if_begin(g, &st, ok);
-        for (int r = 0; r < R->nres; r++) {
-            if (per_row[r] || gres[r]) continue;
-            LLVMValueRef off = co.flat ? co.flat : cg_offset(g, F, co.c);
-            store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], off, lanes[r], vec);
-        }
-        cg_if_end(g, &st);
-        if (!chunks) {
-            f->nm = mark;
-            cg_for_end(g, &le);
-        }
+    } else if (any_full || fgrid) {
+        stream_row(f, &rk, e0, (int64_t)rk.T * vec, (int)unroll, write_body, &wc);
     }
     // per-row results: one store per row, by the group's first thread
     bool any_row = false;
@@ -1511,7 +1283,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         const tir_type *t = &R->results[r]->type;
         crd co = {.rank = t->rank, .lane = -1, .flat = rk.row, .flat_t = t};
         cg_unravel(g, rk.row, t, co.c);
-        eval(f, R->results[r], &co, lanes[r]);
+        fe_eval(f, R->results[r], &co, lanes[r]);
     }
     /* totals of values per row: the group's first thread folds its row's value */
     for (int i = 0; gacc && i < plan.nred; i++) {
@@ -1522,7 +1294,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         crd co = {.rank = t->rank, .lane = -1, .flat = rk.row, .flat_t = t};
         cg_unravel(g, rk.row, t, co.c);
         LLVMValueRef vals[MAXV];
-        eval(f, op->in[0], &co, vals);
+        fe_eval(f, op->in[0], &co, vals);
         LLVMValueRef ok = LLVMBuildAnd(B, valid, LLVMBuildICmp(B, LLVMIntEQ, rk.t, cg_i64(g, 0), ""), "");
         LLVMValueRef x = LLVMBuildSelect(B, ok, to_acc(g, t->dtype, vals[0], at), red_identity(at, op->code), "");
         LLVMBuildStore(B, red_combine(g, op->code, LLVMBuildLoad2(B, at, gacc[i][0], ""), x), gacc[i][0]);
@@ -1531,7 +1303,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         cg_if st;
         cg_if_begin(g, &st, LLVMBuildAnd(B, valid, LLVMBuildICmp(B, LLVMIntEQ, rk.t, cg_i64(g, 0), ""), ""));
         for (int r = 0; r < R->nres; r++)
-            if (per_row[r]) store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], rk.row, lanes[r], 1);
+            if (per_row[r]) fe_store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], rk.row, lanes[r], 1);
         cg_if_end(g, &st);
     }
     f->nm = 0;
@@ -1552,7 +1324,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     if (gmode) {
         /* a persistent grid: the launch keeps blocks_per_sm blocks per SM, so the partials
          * (and the last block's combine) stay small whatever the number of rows */
-        int64_t bps = sched_int(sched, "blocks_per_sm", threads >= 1024 ? 1 : 1024 / threads);
+        int64_t bps = fe_sched_int(sched, "blocks_per_sm", threads >= 1024 ? 1 : 1024 / threads);
         g->k->persistent = (int)(bps < 1 ? 1 : bps > 32 ? 32 : bps);
         g->k->workspace = tir_dim_const(g->ctx, gbytes);
     }
@@ -1602,7 +1374,7 @@ tir_status tir_codegen_fused(tir_context *ctx, const tir_op *op, int id,
     if (s == TIR_OK) {
         if (rows) s = lower_rows(&f, op, out->name, sched);
         else if (!kind || strcmp(kind, "elementwise") == 0 || strcmp(kind, "row") == 0)
-            s = lower_elementwise(&f, op, out->name, sched_int(sched, "vector", 1));
+            s = lower_elementwise(&f, op, out->name, sched);
         else s = cg_fail(&g, TIR_ERR_UNSUPPORTED, "fused codegen: schedule kind \"%s\"", kind);
     }
     if (s == TIR_OK) s = cg_emit(&g, opt);

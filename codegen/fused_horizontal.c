@@ -6,9 +6,13 @@
  * made wherever the result shape changes, so a hand-written schedule can never make a part
  * iterate over two shapes). Part p has n_p elements, a vector width v_p (part_vectors, kept
  * only where the innermost dim is structurally a multiple, so symbolic sizes stay correct for
- * every binding) and u_p = n_p / v_p vectors; a block covers C = block * per_thread vectors of
- * one part, so part p owns nb_p = ceil(u_p / C) consecutive virtual blocks from offset o_p (the
- * prefix sums, computed in the kernel from its size parameters). Block b finds its part with a
+ * every binding), a thread axis a_p (part_thread_axes, the part's elementwise thread_axis:
+ * a short axis of constant size D_p <= 4, not the innermost, that each thread walks whole at
+ * constant coordinates, as codegen/fused.c's lower_elementwise does, so that slices along it,
+ * RoPE's two halves, are loaded once for all of its elements; D_p = 1 without one) and
+ * u_p = n_p / (D_p * v_p) vectors; a block covers C = block * per_thread vectors of one part,
+ * so part p owns nb_p = ceil(u_p / C) consecutive virtual blocks from offset o_p (the prefix
+ * sums, computed in the kernel from its size parameters). Block b finds its part with a
  * balanced tree of compares against the o_p (log2(parts) uniform branches), then its threads
  * stride over the block's C vectors. The grid is exactly sum nb_p blocks, not grid-stride: a
  * loop over virtual blocks lets LLVM hoist every part's block-invariant index math out of it,
@@ -16,15 +20,16 @@
  * and 14 KB of spills; straight-line, ptxas reads each part's pointers from the parameter bank
  * in its own leaf (48 registers). The runtime's 2^31-1 blocks are 2^41 vectors.
  *
- * Evaluation: every member is computed in registers from the region's parameters, walking back
- * through its producers (elementwise ops, full and iota, and the index maps broadcast, reshape,
- * transpose and slice) and memoised on (value, coordinates), as codegen/fused.c does for one
- * part; each op is lowered by cg_member (codegen/member.c), the lowering every elementwise
- * kernel uses (16-bit floats compute in f32 and round at each op's output, as the interpreter
- * does), so merging kernels never changes a result. A parameter read along
- * the innermost axis of a vector is one 16-byte load when its offset is provably a multiple of
- * v_p; results are written with one 16-byte store. Buffers are assumed 16-byte aligned (the
- * runtime's allocations are).
+ * Evaluation: codegen/fused_eval.c, the evaluator codegen/fused.c uses for one region: every
+ * member is computed in registers from the region's parameters, walking back through its
+ * producers (elementwise ops, full and iota, and the index maps broadcast, reshape, transpose
+ * and slice) and memoised on (value, coordinates) within a vector (and its thread axis); each op
+ * is lowered by cg_member (codegen/member.c), the lowering every elementwise kernel uses (16-bit
+ * floats compute in f32 and round at each op's output, as the interpreter does), and results are
+ * stored as fused.c stores them, so merging kernels never changes a result. A parameter read
+ * along the innermost axis of a vector is one 16-byte load when its offset is provably a
+ * multiple of v_p (aligned bf16 as 32-bit pairs); results are written with one 16-byte store.
+ * Buffers are assumed 16-byte aligned (the runtime's allocations are).
  *
  * In place: each result may be written over one operand of its own part read only at the
  * element being written (tir_kernel.inplace_of; inplace_pairs), which no other result may take.
@@ -34,46 +39,13 @@
 #include <stdio.h>
 
 #include "cg.h"
+#include "fused_eval.h"
 #include "fused_horizontal.h"
 
-#define MAXV 8 /* lanes per thread: 16 bytes of bf16 */
-
-typedef struct crd {
-    int rank;
-    LLVMValueRef c[TIR_MAX_RANK];
-    int lane;          /* the axis holding c[lane] + j in lane j; -1: every lane alike */
-    bool aligned;      /* c[lane] is a multiple of the lane count */
-    LLVMValueRef flat; /* row-major flat index of c in flat_t, or NULL */
-    const tir_type *flat_t;
-} crd;
-
-typedef struct memo {
-    const tir_value *v;
-    crd co;
-    LLVMValueRef lane[MAXV];
-} memo;
-
-typedef struct hx {
-    cg *g;
-    int vec;
-    memo *m;
-    int nm, cap;
-} hx;
+typedef fe_crd crd;
+typedef fe_ctx hx;
 
 /* ---------------------------------------------------------------- helpers */
-
-static bool multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
-    int64_t x;
-    if (v <= 1) return true;
-    if (tir_dim_is_const(d, &x)) return x % v == 0;
-    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
-    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
-}
-
-static int64_t sched_int(const tir_attr_value *s, const char *key, int64_t dflt) {
-    const tir_attr_value *e = tir_dict_get(s, key);
-    return e && e->kind == TIR_ATTR_INT ? e->u.i : dflt;
-}
 
 /* entry i of a "a,b,c" list, or dflt when absent or malformed */
 static int64_t list_at(const tir_attr_value *s, const char *key, int i, int64_t dflt) {
@@ -90,267 +62,16 @@ static int64_t list_at(const tir_attr_value *s, const char *key, int i, int64_t 
     return end == p || (*end && *end != ',') ? dflt : (int64_t)v;
 }
 
-static int clamp_vec(int64_t v) {
-    int r = 1;
-    while (r * 2 <= v && r * 2 <= MAXV) r *= 2;
-    return r;
-}
-
-static void splat(hx *f, LLVMValueRef *out, LLVMValueRef x) {
-    for (int j = 0; j < f->vec; j++) out[j] = x;
-}
-
-static bool same_crd(const crd *a, const crd *b) {
-    if (a->rank != b->rank || a->lane != b->lane || a->aligned != b->aligned) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->c[i] != b->c[i]) return false;
-    return true;
-}
-
-static memo *memo_find(hx *f, const tir_value *v, const crd *co) {
-    for (int i = f->nm - 1; i >= 0; i--)
-        if (f->m[i].v == v && same_crd(&f->m[i].co, co)) return &f->m[i];
-    return NULL;
-}
-
-static void memo_add(hx *f, const tir_value *v, const crd *co, LLVMValueRef *lanes) {
-    if (f->nm == f->cap) {
-        int nc = f->cap ? 2 * f->cap : 64;
-        memo *nm = realloc(f->m, (size_t)nc * sizeof *nm);
-        if (!nm) {
-            cg_fail(f->g, TIR_ERR_OOM, "out of memory");
-            return;
-        }
-        f->m = nm;
-        f->cap = nc;
-    }
-    memo *e = &f->m[f->nm++];
-    e->v = v;
-    e->co = *co;
-    memcpy(e->lane, lanes, sizeof e->lane);
-}
-
-/* ---------------------------------------------------------------- evaluation */
-
-static void eval(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out);
-
-/* coordinates of x, which broadcasts (NumPy-aligned) to the shape ot that co indexes */
-static void bcast_crd(cg *g, const crd *co, const tir_type *ot, const tir_type *xt, crd *xc) {
-    int off = ot->rank - xt->rank;
-    xc->rank = xt->rank;
-    xc->lane = -1;
-    xc->aligned = co->aligned;
-    for (int j = 0; j < xt->rank; j++) {
-        int64_t c;
-        bool one = tir_dim_is_const(xt->dims[j], &c) && c == 1;
-        xc->c[j] = one ? cg_i64(g, 0) : co->c[j + off];
-        if (!one && co->lane == j + off) xc->lane = j;
-    }
-    bool same = cg_same_dims(xt, ot);
-    xc->flat = same ? co->flat : NULL;
-    xc->flat_t = same ? co->flat_t : NULL;
-}
-
-/* v one lane at a time (lanes an index map cannot keep together) */
-static void scalarize(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
-    LLVMValueRef tmp[MAXV];
-    int vec = f->vec;
-    for (int j = 0; j < vec; j++) {
-        crd cj = *co;
-        cj.c[co->lane] = LLVMBuildAdd(f->g->B, co->c[co->lane], cg_i64(f->g, j), "");
-        cj.lane = -1;
-        cj.aligned = false;
-        cj.flat = NULL;
-        eval(f, v, &cj, tmp);
-        out[j] = tmp[0];
-    }
-}
-
-static void load_param(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
-    cg *g = f->g;
-    const tir_type *t = &v->type;
-    tir_dtype dt = t->dtype;
-    LLVMValueRef buf = g->buf[v->index];
-    LLVMTypeRef st = cg_stype(g, dt);
-    LLVMValueRef off = co->flat && co->flat_t && cg_same_dims(t, co->flat_t) ? co->flat
-                                                                             : cg_offset(g, t, (LLVMValueRef *)co->c);
-    if (co->lane < 0 || f->vec == 1) {
-        splat(f, out, cg_widen(g, dt, cg_load(g, dt, buf, off)));
-        return;
-    }
-    if (co->lane == t->rank - 1) {
-        size_t es = tir_dtype_size(dt);
-        bool al = co->aligned && multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
-        LLVMValueRef ld = LLVMBuildLoad2(g->B, LLVMVectorType(st, (unsigned)f->vec), cg_gep(g, st, buf, off), "");
-        /* buffers are 16-byte aligned: no more can be promised whatever the width */
-        size_t a = al ? es * (size_t)f->vec : es;
-        LLVMSetAlignment(ld, (unsigned)(a > 16 ? 16 : a));
-        for (int j = 0; j < f->vec; j++) out[j] = cg_widen(g, dt, LLVMBuildExtractElement(g->B, ld, cg_i32(g, j), ""));
-        return;
-    }
-    LLVMValueRef stride = cg_i64(g, 1);
-    for (int k = co->lane + 1; k < t->rank; k++) stride = LLVMBuildMul(g->B, stride, cg_dimv(g, t->dims[k]), "");
-    for (int j = 0; j < f->vec; j++) {
-        LLVMValueRef o = LLVMBuildAdd(g->B, off, LLVMBuildMul(g->B, stride, cg_i64(g, j), ""), "");
-        out[j] = cg_widen(g, dt, cg_load(g, dt, buf, o));
-    }
-}
-
-/* the coordinates of a movement op's operand: 1; 0 when the lanes must be evaluated one by
- * one; -1 on error (recorded in g) */
-static int move_crd(hx *f, const tir_op *op, const crd *co, crd *xc) {
-    cg *g = f->g;
-    const tir_type *xt = &op->in[0]->type, *vt = &op->out[0]->type;
-    switch (op->code) {
-    case TIR_OP_BROADCAST: bcast_crd(g, co, vt, xt, xc); return 1;
-    case TIR_OP_TRANSPOSE: {
-        const tir_attr_value *p = tir_op_attr(op, "perm");
-        if (!p || p->kind != TIR_ATTR_INTS || p->u.ints.n != xt->rank) {
-            cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: bad perm");
-            return -1;
-        }
-        *xc = *co;
-        xc->lane = -1;
-        xc->flat = NULL;
-        for (int j = 0; j < vt->rank; j++) {
-            int64_t pj = p->u.ints.v[j];
-            if (pj < 0 || pj >= xt->rank) {
-                cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: bad perm");
-                return -1;
-            }
-            xc->c[pj] = co->c[j];
-            if (co->lane == j) xc->lane = (int)pj;
-        }
-        return 1;
-    }
-    case TIR_OP_SLICE: {
-        int ax;
-        if (!tir_norm_axis(tir_attr_int(op, "axis", 0), xt->rank, &ax)) {
-            cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: slice axis out of range");
-            return -1;
-        }
-        int64_t step = tir_attr_int(op, "step", 1), start = tir_attr_int(op, "start", 0);
-        if (co->lane == ax && step != 1) return 0;
-        *xc = *co;
-        xc->flat = NULL;
-        /* start follows Python: negative counts from the end; clamped to [0, dim] */
-        LLVMValueRef dim = cg_dimv(g, xt->dims[ax]), s;
-        if (start < 0) s = cg_smax(g, LLVMBuildAdd(g->B, dim, cg_i64(g, start), ""), cg_i64(g, 0));
-        else s = cg_smin(g, cg_i64(g, start), dim);
-        xc->c[ax] = LLVMBuildAdd(g->B, s, LLVMBuildMul(g->B, co->c[ax], cg_i64(g, step), ""), "");
-        if (co->lane == ax && start != 0) xc->aligned = false;
-        return 1;
-    }
-    case TIR_OP_RESHAPE: {
-        if (co->lane >= 0 &&
-            !(co->lane == vt->rank - 1 && co->aligned && xt->rank > 0 &&
-              multiple_of(g->ctx, vt->dims[vt->rank - 1], f->vec) && multiple_of(g->ctx, xt->dims[xt->rank - 1], f->vec)))
-            return 0;
-        /* the same flat index in both shapes */
-        LLVMValueRef lin = co->flat && co->flat_t && cg_same_dims(vt, co->flat_t) ? co->flat
-                                                                                  : cg_offset(g, vt, (LLVMValueRef *)co->c);
-        xc->rank = xt->rank;
-        cg_unravel(g, lin, xt, xc->c);
-        xc->lane = co->lane >= 0 ? xt->rank - 1 : -1;
-        xc->aligned = co->aligned;
-        xc->flat = lin;
-        xc->flat_t = xt;
-        return 1;
-    }
-    default:
-        cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s in a region", tir_ops[op->code].name);
-        return -1;
-    }
-}
-
-static void eval(hx *f, const tir_value *v, const crd *co, LLVMValueRef *out) {
-    cg *g = f->g;
-    memo *hit = memo_find(f, v, co);
-    if (hit) {
-        memcpy(out, hit->lane, sizeof hit->lane);
-        return;
-    }
-    const tir_op *op = v->def;
-    tir_dtype dt = v->type.dtype;
-    if (!op) {
-        load_param(f, v, co, out);
-    } else if (op->code == TIR_OP_FULL) {
-        splat(f, out, cg_const_of(g, dt, tir_attr_float(op, "value", 0.0)));
-    } else if (op->code == TIR_OP_IOTA) {
-        int ax = 0;
-        if (v->type.rank > 0 && !tir_norm_axis(tir_attr_int(op, "axis", 0), v->type.rank, &ax)) {
-            cg_fail(g, TIR_ERR_TYPE, "horizontal codegen: iota axis out of range");
-            splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
-            return;
-        }
-        LLVMValueRef c = v->type.rank > 0 ? co->c[ax] : cg_i64(g, 0);
-        for (int j = 0; j < f->vec; j++) {
-            if (j > 0 && co->lane != ax) {
-                out[j] = out[0];
-                continue;
-            }
-            LLVMValueRef k = j ? LLVMBuildAdd(g->B, c, cg_i64(g, j), "") : c;
-            out[j] = cg_widen(g, dt, cg_cast(g, TIR_I64, k, dt));
-        }
-    } else if (tir_op_is_elementwise(op->code) && op->nin <= 3) {
-        LLVMValueRef in[3][MAXV];
-        for (int k = 0; k < op->nin; k++) {
-            crd xc;
-            bcast_crd(g, co, &v->type, &op->in[k]->type, &xc);
-            eval(f, op->in[k], &xc, in[k]);
-        }
-        /* lanes that read the same operands compute once */
-        for (int j = 0; j < f->vec; j++) {
-            bool same = j > 0;
-            for (int k = 0; k < op->nin && same; k++) same = in[k][j] == in[k][j - 1];
-            if (same) {
-                out[j] = out[j - 1];
-                continue;
-            }
-            LLVMValueRef a[3] = {NULL, NULL, NULL};
-            for (int k = 0; k < op->nin; k++) a[k] = in[k][j];
-            out[j] = cg_member(g, op, a);
-        }
-    } else if ((tir_ops[op->code].flags & TIR_F_MOVEMENT) && op->nin == 1 && op->nout == 1) {
-        crd xc;
-        int how = move_crd(f, op, co, &xc);
-        if (how > 0) eval(f, op->in[0], &xc, out);
-        else if (how == 0) scalarize(f, v, co, out);
-        else {
-            splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
-            return;
-        }
-    } else {
-        cg_fail(g, TIR_ERR_UNSUPPORTED, "horizontal codegen: %s in a part", tir_ops[op->code].name);
-        splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
-        return;
-    }
-    memo_add(f, v, co, out);
-}
-
-/* lanes (compute values of dt) to buf[off ..]: one vector store when there are several */
-static void store_lanes(hx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off, LLVMValueRef *lanes) {
-    cg *g = f->g;
-    int n = f->vec;
-    if (n == 1) {
-        cg_store(g, dt, buf, off, cg_narrow(g, dt, lanes[0]));
-        return;
-    }
-    LLVMTypeRef st = cg_stype(g, dt);
-    LLVMValueRef vv = LLVMGetUndef(LLVMVectorType(st, (unsigned)n));
-    for (int j = 0; j < n; j++) vv = LLVMBuildInsertElement(g->B, vv, cg_narrow(g, dt, lanes[j]), cg_i32(g, j), "");
-    LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
-    size_t a = tir_dtype_size(dt) * (size_t)n;
-    LLVMSetAlignment(s, (unsigned)(a > 16 ? 16 : a));
-}
-
 /* ---------------------------------------------------------------- the kernel */
 
 typedef struct part {
     int r0, nr;           /* results r0 .. r0+nr-1 */
     const tir_type *t;    /* their shape */
     int vec;
-    LLVMValueRef units;   /* vectors: n_p / vec */
+    int ta;               /* the thread axis (walked whole by each thread), -1 none */
+    int64_t D;            /* its size (1 without one) */
+    tir_type it;          /* the threads' space: t with axis ta collapsed to 1 */
+    LLVMValueRef units;   /* vectors of `it`: numel(it) / vec */
     LLVMValueRef off;     /* first virtual block */
 } part;
 
@@ -365,13 +86,17 @@ typedef struct hk {
     LLVMBasicBlockRef latch;
 } hk;
 
-/* part p's share of virtual block vb: its threads stride over the block's vectors */
+/* part p's share of virtual block vb: its threads stride over the block's vectors. With a
+ * thread axis a of size D, a vector of `it` stands for D vectors of t, at coordinates 0 .. D-1
+ * along a (constants), evaluated together: slices along a (RoPE's two halves) are loaded once
+ * for all of them, as codegen/fused.c's lower_elementwise does. */
 static void emit_part(hk *h, int pi) {
     hx *f = h->f;
     cg *g = f->g;
     LLVMBuilderRef B = g->B;
     const part *p = &h->p[pi];
     const tir_type *ot = p->t;
+    int D = (int)p->D, nr = p->nr;
     f->vec = p->vec;
     int nin = h->fop->nin;
     LLVMValueRef lb = LLVMBuildSub(B, h->vb, p->off, "");
@@ -381,15 +106,27 @@ static void emit_part(hk *h, int pi) {
     cg_loop l;
     LLVMValueRef u = cg_for_begin(g, &l, LLVMBuildAdd(B, u0, tid, ""), u1, cg_sreg(g, "ntid.x"));
     LLVMValueRef base = p->vec > 1 ? LLVMBuildMul(B, u, cg_i64(g, p->vec), "") : u;
-    crd co = {.rank = ot->rank, .lane = p->vec > 1 ? ot->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = ot};
-    cg_unravel(g, base, ot, co.c);
-    LLVMValueRef (*lanes)[MAXV] = malloc((size_t)p->nr * sizeof *lanes);
+    crd co[4];
+    co[0] = (crd){.rank = ot->rank, .lane = p->vec > 1 ? ot->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = ot};
+    cg_unravel(g, base, &p->it, co[0].c);
+    for (int k = 0; p->ta >= 0 && k < D; k++) {
+        co[k] = co[0];
+        co[k].c[p->ta] = cg_i64(g, k);
+        co[k].flat = cg_offset(g, ot, co[k].c);
+    }
+    LLVMValueRef (*lanes)[FE_MAXV] = malloc((size_t)(nr * D) * sizeof *lanes);
     if (!lanes) cg_fail(g, TIR_ERR_OOM, "out of memory");
     f->nm = 0;
-    /* every result evaluated (its loads issued) before the first store */
-    for (int r = 0; lanes && r < p->nr; r++) eval(f, h->R->results[p->r0 + r], &co, lanes[r]);
-    for (int r = 0; lanes && r < p->nr; r++)
-        store_lanes(f, h->R->results[p->r0 + r]->type.dtype, g->buf[nin + p->r0 + r], base, lanes[r]);
+    /* every result evaluated (its loads issued) before the first store; along a thread axis,
+     * every load issued before the math that uses the first */
+    for (int k = 0; lanes && D > 1 && k < D; k++)
+        for (int r = 0; r < nr; r++) fe_prefetch(f, h->R->results[p->r0 + r], &co[k]);
+    for (int k = 0; lanes && k < D; k++)
+        for (int r = 0; r < nr; r++) fe_eval(f, h->R->results[p->r0 + r], &co[k], lanes[k * nr + r]);
+    for (int k = 0; lanes && k < D; k++)
+        for (int r = 0; r < nr; r++)
+            fe_store_lanes(f, h->R->results[p->r0 + r]->type.dtype, g->buf[nin + p->r0 + r], co[k].flat,
+                           lanes[k * nr + r], p->vec);
     free(lanes);
     f->nm = 0;
     cg_for_end(g, &l);
@@ -413,7 +150,9 @@ static void dispatch(hk *h, int lo, int hi) {
     dispatch(h, mid, hi);
 }
 
-/* the parts: the schedule's part_results, cut again wherever the result shape changes */
+/* the parts: the schedule's part_results, cut again wherever the result shape changes; each
+ * with its part_vectors and part_thread_axes entries (a thread axis is kept only where it is
+ * not the innermost and has a constant size of at most 4, as fused.c's lower_elementwise) */
 static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, int *np) {
     part *p = calloc((size_t)R->nres, sizeof *p);
     if (!p) return NULL;
@@ -424,15 +163,22 @@ static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, i
         bool cut = r == 0 || !cg_same_dims(t, p[n - 1].t) || left == 0;
         if (left == 0) left = list_at(sched, "part_results", ++sp, -1);
         if (cut) {
-            int64_t v = list_at(sched, "part_vectors", sp, 1);
-            p[n++] = (part){.r0 = r, .nr = 0, .t = t, .vec = clamp_vec(v)};
+            int64_t v = list_at(sched, "part_vectors", sp, 1), ta = list_at(sched, "part_thread_axes", sp, -1);
+            p[n++] = (part){.r0 = r, .nr = 0, .t = t, .vec = fe_clamp_vec(v),
+                            .ta = ta >= 0 && ta < TIR_MAX_RANK ? (int)ta : -1};
         }
         p[n - 1].nr++;
         if (left > 0) left--;
     }
     for (int i = 0; i < n; i++) {
         const tir_type *t = p[i].t;
-        if (t->rank == 0 || !multiple_of(g->ctx, t->dims[t->rank - 1], p[i].vec)) p[i].vec = 1;
+        if (t->rank == 0 || !fe_multiple_of(g->ctx, t->dims[t->rank - 1], p[i].vec)) p[i].vec = 1;
+        int64_t D = 1;
+        if (p[i].ta < 0 || p[i].ta >= t->rank - 1 || !tir_dim_is_const(t->dims[p[i].ta], &D) || D < 1 || D > 4)
+            p[i].ta = -1, D = 1;
+        p[i].D = D;
+        p[i].it = *t;
+        if (p[i].ta >= 0) p[i].it.dims[p[i].ta] = tir_dim_const(g->ctx, 1);
     }
     *np = n;
     return p;
@@ -561,7 +307,7 @@ static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_at
     int np = 0;
     part *p = find_parts(g, R, sched, &np);
     if (!p) return cg_fail(g, TIR_ERR_OOM, "out of memory");
-    int64_t block = sched_int(sched, "block", 256), per = sched_int(sched, "per_thread", 4);
+    int64_t block = fe_sched_int(sched, "block", 256), per = fe_sched_int(sched, "per_thread", 4);
     if (block < 32 || block > 1024 || block % 32) block = 256;
     if (per < 1 || per > 64) per = 4;
     hk h = {.f = f, .fop = fop, .R = R, .p = p, .np = np, .chunk = block * per};
@@ -569,10 +315,11 @@ static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_at
     for (int i = 0; i < R->nparams; i++) cg_use_type(g, &R->params[i]->type);
     for (int i = 0; i < R->nops; i++)
         for (int j = 0; j < R->ops[i]->nout; j++) cg_use_type(g, &R->ops[i]->out[j]->type);
+    for (int i = 0; i < np; i++) cg_use_type(g, &p[i].it);
     /* the grid: every part's blocks */
     const tir_dim *grid = tir_dim_const(g->ctx, 0);
     for (int i = 0; i < np && grid; i++)
-        grid = tir_dim_add(g->ctx, grid, cg_ceil_div(g, cg_numel_dim(g, p[i].t), p[i].vec * h.chunk));
+        grid = tir_dim_add(g->ctx, grid, cg_ceil_div(g, cg_numel_dim(g, &p[i].it), p[i].vec * h.chunk));
     if (!grid) {
         free(p);
         return cg_fail(g, TIR_ERR_UNSUPPORTED, "launch size overflows int64");
@@ -607,7 +354,7 @@ static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_at
     /* offsets o_p: prefix sums of ceil(u_p / chunk) */
     LLVMValueRef o = cg_i64(g, 0);
     for (int i = 0; i < np; i++) {
-        LLVMValueRef n = cg_numel(g, p[i].t);
+        LLVMValueRef n = cg_numel(g, &p[i].it);
         p[i].units = p[i].vec > 1 ? LLVMBuildUDiv(B, n, cg_i64(g, p[i].vec), "") : n;
         p[i].off = o;
         LLVMValueRef nb = LLVMBuildUDiv(B, LLVMBuildAdd(B, p[i].units, cg_i64(g, h.chunk - 1), ""), cg_i64(g, h.chunk), "");

@@ -13,19 +13,27 @@
  * FLOPs (2·M·N·K) and TFLOP/s. Peak memory is the memory plan's (passes/plan_memory.c):
  * arguments + arena + results. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "cmd_gpu.h"
+#include "compare_mag.h"
 #include "compile.h"
 #include "exec_matmul.h"
 
 enum { MAX_SETS = 64 };
 
+/* the check's binding: each symbol at most CHECK_DIM; fixed shapes up to CHECK_ELEMS elements */
+#define CHECK_DIM 8
+#define CHECK_DIM_TEXT "8"
+#define CHECK_ELEMS ((int64_t)1 << 24)
+#define CHECK_ELEMS_TEXT "2^24"
+
 typedef struct bench_opts {
     const char *file, *func, *arch, *json;
     int iters, warmup;
     double copy_gbps, l2_mb;
-    bool donate;
+    bool donate, check;
     tir_input_spec in;
     tir_options o;
 } bench_opts;
@@ -33,7 +41,14 @@ typedef struct bench_opts {
 static int bench_usage(FILE *out, int rc) {
     fputs("usage: tirc bench F.tir --func F [--dim SYM=SIZE ...] [--in NAME=x.npy ...] [--seed S]\n"
           "                  [--iters K] [--warmup W] [--donate] [--copy-gbps X] [--l2-mb M]\n"
-          "                  [--json FILE] [--arch sm_90a] [--matmul=tir|cublas|auto] [--tf32]\n"
+          "                  [--json FILE] [--arch sm_90a] [--matmul=tir|cublas|auto] [--tf32] [--no-check]\n"
+          "\n"
+          "First checks @F: the same compiled kernels run at a small binding (every --dim symbol\n"
+          "bound to at most " CHECK_DIM_TEXT ") and their results are compared with the interpreter's, as\n"
+          "`tirc run --compare` does; a function whose shapes are all fixed is checked at its own\n"
+          "size when the interpreter can take it (at most " CHECK_ELEMS_TEXT " input elements), else the\n"
+          "check is skipped and says so. A failed check is reported, the timing still runs, and\n"
+          "the exit status is 1.\n"
           "\n"
           "Times @F on the GPU: W warm-up runs (default 3), then K timed runs (default 20) with\n"
           "CUDA events around every kernel, on input sets rotated so that their total exceeds the\n"
@@ -45,6 +60,7 @@ static int bench_usage(FILE *out, int rc) {
           "  --donate         runs with donate_args: results may be written over dead arguments\n"
           "                   (fresh inputs are uploaded before every run)\n"
           "  --json FILE      also writes the figures as JSON\n"
+          "  --no-check       skips the check against the interpreter\n"
           TIR_MM_OPTIONS_HELP
           "Needs a CUDA driver: without one, exits 3.\n",
           out);
@@ -76,6 +92,7 @@ static int parse(int argc, char **argv, bench_opts *b) {
     b->copy_gbps = 3000;
     b->l2_mb = 50;
     b->in.seed = 1;
+    b->check = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         char merr[128];
@@ -124,6 +141,8 @@ static int parse(int argc, char **argv, bench_opts *b) {
             b->in.dim_values[b->in.ndim++] = n;
         } else if (strcmp(a, "--donate") == 0) {
             b->donate = true;
+        } else if (strcmp(a, "--no-check") == 0) {
+            b->check = false;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             return -1;
         } else if (a[0] == '-' || b->file) {
@@ -192,6 +211,129 @@ static tir_status upload_set(tir_context *ctx, sets *s, int k, tir_tensor **host
     return TIR_OK;
 }
 
+/* ---------------------------------------------------------------- the check */
+
+typedef struct check {
+    bool on;              /* inputs and the interpreter's results are ready */
+    bool ran, ok;
+    tir_input_spec spec;  /* the small binding */
+    tir_tensor **in, **ref, **out, **mag;
+    char *text;           /* the program as written, for the magnitude program (compare_mag.h) */
+    int nin, nres;
+    char why[160];        /* why it was skipped */
+} check;
+
+static void check_free(check *c) {
+    for (int i = 0; c->in && i < c->nin; i++) tir_tensor_free(c->in[i]);
+    for (int i = 0; c->ref && i < c->nres; i++) tir_tensor_free(c->ref[i]);
+    for (int i = 0; c->out && i < c->nres; i++) tir_tensor_free(c->out[i]);
+    for (int i = 0; c->mag && i < c->nres; i++) tir_tensor_free(c->mag[i]);
+    tir_free(c->text);
+    free(c->mag);
+    free(c->in);
+    free(c->ref);
+    free(c->out);
+    memset(c, 0, sizeof *c);
+}
+
+/* the small inputs, and the interpreter's results on the module as written (compiling rewrites
+ * it); an interpreter that fails here (a function the pipeline must expand first) is retried
+ * after compiling by check_run. 0, or 1 when out of memory */
+static int check_prepare(tir_module *m, const tir_func *f, const bench_opts *b, tir_make_inputs_fn make,
+                         tir_tensor *const *host, int nres, check *c) {
+    c->nin = f->nparams;
+    c->nres = nres;
+    c->in = calloc((size_t)c->nin + 1, sizeof *c->in);
+    c->ref = calloc((size_t)nres + 1, sizeof *c->ref);
+    c->out = calloc((size_t)nres + 1, sizeof *c->out);
+    c->mag = calloc((size_t)nres + 1, sizeof *c->mag);
+    if (!c->in || !c->ref || !c->out || !c->mag) return 1;
+    c->spec = b->in;
+    bool smaller = false;
+    for (int i = 0; i < c->spec.ndim; i++)
+        if (c->spec.dim_values[i] > CHECK_DIM) {
+            c->spec.dim_values[i] = CHECK_DIM;
+            smaller = true;
+        }
+    int64_t elems = 0;
+    for (int i = 0; i < c->nin; i++) elems += tir_tensor_numel(host[i]);
+    if (!smaller && elems > CHECK_ELEMS) {
+        snprintf(c->why, sizeof c->why, "%lld input elements at the benchmark's size and no symbol to shrink",
+                 (long long)elems);
+        return 0;
+    }
+    if (make(f, &c->spec, c->in) != 0) {
+        snprintf(c->why, sizeof c->why, "no inputs at the small binding");
+        return 0;
+    }
+    elems = 0;
+    for (int i = 0; i < c->nin; i++) elems += tir_tensor_numel(c->in[i]);
+    if (elems > CHECK_ELEMS) {
+        snprintf(c->why, sizeof c->why, "%lld input elements even at the small binding", (long long)elems);
+        return 0;
+    }
+    tir_diag d;
+    c->on = true;
+    c->text = tir_module_print(m);
+    if (tir_interpret(m, b->func, c->nin, c->in, nres, c->ref, &d) != TIR_OK)
+        for (int i = 0; i < nres; i++) {
+            tir_tensor_free(c->ref[i]);
+            c->ref[i] = NULL;
+        }
+    return 0;
+}
+
+/* runs the compiled program at the small binding, compares, prints one line per result */
+static void check_run(tir_module *m, tir_program *p, const bench_opts *b, check *c) {
+    tir_diag d;
+    if (!c->on) {
+        printf("check: skipped (%s)\n", c->why);
+        return;
+    }
+    c->ran = true;
+    c->ok = false;
+    if (c->nres > 0 && !c->ref[0] && tir_interpret(m, b->func, c->nin, c->in, c->nres, c->ref, &d) != TIR_OK) {
+        printf("check: FAIL: the interpreter: ");
+        fflush(stdout);
+        tir_diag_print(&d, stdout);
+        return;
+    }
+    for (int i = 0; i < c->spec.ndim; i++)
+        if (tir_program_set_dim(p, c->spec.dim_names[i], c->spec.dim_values[i], &d) != TIR_OK) {
+            printf("check: FAIL: ");
+            fflush(stdout);
+            tir_diag_print(&d, stdout);
+            return;
+        }
+    if (tir_program_run(p, c->nin, c->in, c->nres, c->out, &d) != TIR_OK) {
+        printf("check: FAIL: the GPU run: ");
+        fflush(stdout);
+        tir_diag_print(&d, stdout);
+        return;
+    }
+    bool reduces = tir_program_has_reduction(p), have_mag = false;
+    c->ok = true;
+    printf("check: @%s at", b->func);
+    for (int i = 0; i < c->spec.ndim; i++) printf(" %s=%lld", c->spec.dim_names[i], (long long)c->spec.dim_values[i]);
+    printf("%s against the interpreter:", c->spec.ndim ? "" : " its own size");
+    for (int i = 0; i < c->nres; i++) {
+        double e = tir_rel_error(c->out[i], c->ref[i]), plain = e;
+        double tol = tir_tolerance(tir_tensor_dtype(c->ref[i]), reduces);
+        if (isfinite(e) && e > tol && c->text) { /* a cancelling reduction? (compare_mag.h) */
+            if (!have_mag && tir_interpret_magnitudes(m->ctx, c->text, b->func, c->nin, c->in,
+                                                      c->nres, c->mag, &d) != TIR_OK)
+                fprintf(stderr, "check: no magnitude program: %s\n", d.msg);
+            have_mag = true;
+            e = tir_rel_error_mag(c->out[i], c->ref[i], c->mag[i]);
+        }
+        bool ok = !isnan(e) && e <= tol;
+        c->ok &= ok;
+        printf(" out%d %.3g (tol %.0e", i, e, tol);
+        if (e != plain) printf("; %.3g against |ref|, scaled for cancellation", plain);
+        printf(") %s%s", ok ? "ok" : "FAIL", i + 1 < c->nres ? ";" : "\n");
+    }
+}
+
 int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make) {
     bench_opts *b = malloc(sizeof *b);
     if (!b) return 1;
@@ -209,6 +351,7 @@ int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make) {
     tir_device_tensor **dres = NULL;
     float *ms = NULL, *tot = NULL;
     sets S = {0};
+    check C = {0};
     tir_diag d;
     char dev[256] = "";
     int nparams = 0, nres = 0, nk = 0, K = b->iters;
@@ -249,11 +392,13 @@ int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make) {
     /* the inputs from the function as written, where an index is visibly an index */
     if ((rc = make(f, &b->in, host)) != 0) goto out;
     rc = 1;
+    if (b->check && check_prepare(m, f, b, make, host, nres, &C) != 0) goto out;
     f = NULL; /* compiling rewrites the module */
     if (tir_compile(m, b->func, &b->o, &p, &d) != TIR_OK) {
         tir_diag_print(&d, stderr);
         goto out;
     }
+    if (b->check) check_run(m, p, b, &C);
     for (int i = 0; i < b->in.ndim; i++)
         if (tir_program_set_dim(p, b->in.dim_names[i], b->in.dim_values[i], &d) != TIR_OK) {
             tir_diag_print(&d, stderr);
@@ -381,8 +526,8 @@ int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make) {
                pk, ag, ar, re, pl->n_inplace, pl->n_reused, nv, lv);
     }
     if (js) {
-        fprintf(js, "], \"total_us\": %.3f, \"total_bytes\": %.0f, \"total_flops\": %.0f", total * 1e3,
-                sum_bytes, sum_flops);
+        fprintf(js, "], \"check\": \"%s\", \"total_us\": %.3f, \"total_bytes\": %.0f, \"total_flops\": %.0f",
+                !C.ran ? "skipped" : C.ok ? "ok" : "fail", total * 1e3, sum_bytes, sum_flops);
         if (pl)
             fprintf(js, ", \"peak_bytes\": %zu, \"arena_bytes\": %zu, \"result_bytes\": %zu, "
                         "\"argument_bytes\": %zu, \"naive_bytes\": %zu, \"live_bytes\": %zu",
@@ -391,8 +536,10 @@ int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make) {
         fputs("}\n", js);
         if (fclose(js) != 0) fprintf(stderr, "tirc bench: error writing %s\n", b->json);
     }
-    rc = 0;
+    rc = C.ran && !C.ok ? 1 : 0;
+    if (rc) fprintf(stderr, "tirc bench: @%s: the check against the interpreter FAILED (see above)\n", b->func);
 out:
+    check_free(&C);
     sets_free(&S);
     for (int i = 0; host && i < nparams; i++) tir_tensor_free(host[i]);
     free(host);

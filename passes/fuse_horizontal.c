@@ -32,9 +32,11 @@
  *
  * The schedule of a horizontal region records its layout: parts (how many), part_results (how
  * many results each part yields, in order: the results of part 0 first), part_vectors (each
- * part's vector width, from its elementwise schedule), block (threads per block) and per_thread
+ * part's vector width, from its elementwise schedule), part_thread_axes (each part's thread_axis,
+ * -1 for none; present only when some part has one), block (threads per block) and per_thread
  * (vectors each thread handles per block: a block covers block*per_thread vectors of one part,
- * and part p gets ceil(numel_p / (vector_p * block * per_thread)) blocks). */
+ * and part p gets ceil(numel_p / (vector_p * D_p * block * per_thread)) blocks, D_p the size of
+ * its thread axis, 1 without one). */
 #include <stdio.h>
 
 #include "passes.h"
@@ -59,6 +61,12 @@ static bool is_part(const tir_op *op) {
 static int64_t part_vector(const tir_op *op) {
     const tir_attr_value *e = tir_dict_get(tir_op_attr(op, "schedule"), "vector");
     return e && e->kind == TIR_ATTR_INT && e->u.i >= 1 ? e->u.i : 1;
+}
+
+/* the part's thread axis (its elementwise schedule's thread_axis), -1 none */
+static int64_t part_thread_axis(const tir_op *op) {
+    const tir_attr_value *e = tir_dict_get(tir_op_attr(op, "schedule"), "thread_axis");
+    return e && e->kind == TIR_ATTR_INT && e->u.i >= 0 ? e->u.i : -1;
 }
 
 /* a growing set of pointers (operands, dims) of the group being built */
@@ -268,8 +276,9 @@ static tir_status emit_group(tir_rw *rw, const group *g, int *counter, tir_diag 
     pset outer = {0};
     tir_value **res = NULL, **tmp = NULL;
     tir_type *types = NULL;
-    int64_t *nres = NULL, *vecs = NULL;
+    int64_t *nres = NULL, *vecs = NULL, *axes = NULL;
     int total = 0, maxin = 1;
+    bool any_axis = false;
     const tir_op *first = rw->old[g->parts[0]];
     for (int p = 0; p < g->nparts; p++) {
         const tir_op *op = rw->old[g->parts[p]];
@@ -287,7 +296,8 @@ static tir_status emit_group(tir_rw *rw, const group *g, int *counter, tir_diag 
     tmp = malloc((size_t)maxin * sizeof *tmp);
     nres = malloc((size_t)g->nparts * sizeof *nres);
     vecs = malloc((size_t)g->nparts * sizeof *vecs);
-    if (!r || !res || !types || !tmp || !nres || !vecs) goto oom;
+    axes = malloc((size_t)g->nparts * sizeof *axes);
+    if (!r || !res || !types || !tmp || !nres || !vecs || !axes) goto oom;
     /* the operands, each once: parts may share one (a scalar, a common input) */
     for (int p = 0; p < g->nparts; p++) {
         const tir_op *op = rw->old[g->parts[p]];
@@ -331,6 +341,8 @@ static tir_status emit_group(tir_rw *rw, const group *g, int *counter, tir_diag 
         }
         nres[p] = R->nres;
         vecs[p] = part_vector(op);
+        axes[p] = part_thread_axis(op);
+        any_axis |= axes[p] >= 0;
         tir_vmap_free(&local);
         if (st == TIR_ERR_OOM) goto oom;
     }
@@ -339,12 +351,15 @@ static tir_status emit_group(tir_rw *rw, const group *g, int *counter, tir_diag 
     tir_func_set_ret(r, nr, types);
     if (r->nres != nr || r->nret != nr) goto oom;
     const char *pr = int_list(m, nres, g->nparts), *pvs = int_list(m, vecs, g->nparts);
-    if (!pr || !pvs) goto oom;
-    tir_attr_value sched[6] = {
+    const char *pta = any_axis ? int_list(m, axes, g->nparts) : "";
+    if (!pr || !pvs || !pta) goto oom;
+    /* part_thread_axes only where some part has one: other schedules print as they did */
+    tir_attr_value sched[7] = {
         tir_a_str("kind", "horizontal"), tir_a_int("parts", g->nparts), tir_a_str("part_results", pr),
         tir_a_str("part_vectors", pvs),  tir_a_int("block", HZ_BLOCK),  tir_a_int("per_thread", HZ_PER_THREAD),
+        tir_a_str("part_thread_axes", pta),
     };
-    tir_attr_value attrs[2] = {tir_a_str("kernel", name), tir_a_dict(m, "schedule", 6, sched)};
+    tir_attr_value attrs[2] = {tir_a_str("kernel", name), tir_a_dict(m, "schedule", any_axis ? 7 : 6, sched)};
     if (!attrs[1].u.dict.v) goto oom;
     tir_value **ov = malloc((size_t)(outer.n ? outer.n : 1) * sizeof *ov);
     if (!ov) goto oom;
@@ -374,6 +389,7 @@ out:
     free(tmp);
     free(nres);
     free(vecs);
+    free(axes);
     return st;
 }
 

@@ -61,6 +61,23 @@ static int vector_width(tir_context *c, const tir_func *R, const tir_type *F, co
     return v < 1 ? 1 : v;
 }
 
+/* an axis of the iteration space F (not the innermost) of at most 4 that a slice takes apart:
+ * each thread walks it whole, so the parts are loaded once for all of its elements (RoPE's
+ * rotate-half reads both halves of x for each half of the result); -1 when there is none */
+static int thread_axis(const tir_func *R, const tir_type *F) {
+    for (int i = 0; i < R->nops; i++) {
+        const tir_op *op = R->ops[i];
+        int ax;
+        int64_t d;
+        if (op->code != TIR_OP_SLICE || !same_dims(&op->in[0]->type, F) ||
+            !tir_norm_axis(tir_attr_int(op, "axis", 0), F->rank, &ax) || ax >= F->rank - 1 ||
+            !tir_dim_is_const(F->dims[ax], &d) || d < 2 || d > 4)
+            continue;
+        return ax;
+    }
+    return -1;
+}
+
 /* ------------------------------------------------------------------ the row plan (passes.h) */
 
 /* the reduced axes of a reduction, as a mask */
@@ -307,6 +324,8 @@ static int decide(tir_module *m, const tir_func *R, tir_attr_value *s) {
         s[n++] = tir_a_str("kind", "elementwise");
         s[n++] = tir_a_int("vector", F ? vector_width(c, R, F, last) : 1);
         s[n++] = tir_a_int("block", 256);
+        int ta = F ? thread_axis(R, F) : -1;
+        if (ta >= 0) s[n++] = tir_a_int("thread_axis", ta);
         return n;
     }
     tir_row_plan plan;
@@ -343,6 +362,9 @@ static int decide(tir_module *m, const tir_func *R, tir_attr_value *s) {
     s[n++] = tir_a_int("warps", warps);
     s[n++] = tir_a_int("vector", vec);
     s[n++] = tir_a_bool("row_in_registers", regs);
+    /* a streamed row: each thread loads 4 vectors (64 bytes) before it uses one, so that enough
+     * bytes are in flight per SM to cover DRAM latency */
+    if (!regs) s[n++] = tir_a_int("unroll", 4);
     s[n++] = tir_a_int("sweeps", plan.nsweeps + full);
     s[n++] = tir_a_bool("online", plan.nonline > 0);
     if (plan.ngrid) {
@@ -382,6 +404,34 @@ static bool set_schedule(tir_module *m, tir_op *op, int n, const tir_attr_value 
     return true;
 }
 
+/* TIR_SCHEDULE="key=value,..." (a tuning aid, e.g. "warps=16,unroll=8") replaces the integer
+ * or boolean entries of those names in every schedule this pass decides; unknown keys and
+ * malformed entries are ignored: the decision stands */
+static void apply_overrides(int n, tir_attr_value *s) {
+    const char *env = getenv("TIR_SCHEDULE");
+    while (env && *env) {
+        const char *end = strchr(env, ',');
+        size_t len = end ? (size_t)(end - env) : strlen(env);
+        const char *eq = memchr(env, '=', len);
+        if (eq) {
+            size_t klen = (size_t)(eq - env);
+            char val[32];
+            size_t vlen = len - klen - 1 < sizeof val - 1 ? len - klen - 1 : sizeof val - 1;
+            memcpy(val, eq + 1, vlen);
+            val[vlen] = 0;
+            char *rest;
+            long long v = strtoll(val, &rest, 10);
+            for (int i = 0; i < n; i++) {
+                if (!s[i].name || strlen(s[i].name) != klen || strncmp(s[i].name, env, klen) != 0) continue;
+                if (s[i].kind == TIR_ATTR_INT && rest != val && !*rest) s[i].u.i = v;
+                if (s[i].kind == TIR_ATTR_BOOL && (!strcmp(val, "true") || !strcmp(val, "false")))
+                    s[i].u.b = !strcmp(val, "true");
+            }
+        }
+        env = end ? end + 1 : NULL;
+    }
+}
+
 tir_status tir_pass_schedule(tir_module *m, tir_diag *d) {
     tir_diag local;
     if (!d) d = &local;
@@ -395,6 +445,7 @@ tir_status tir_pass_schedule(tir_module *m, tir_diag *d) {
             if (!R || leave_alone(op)) continue;
             tir_attr_value s[MAXKEYS];
             int n = decide(m, R, s);
+            if (n > 0) apply_overrides(n, s);
             if (n < 0 || !set_schedule(m, op, n, s))
                 return tir_diag_set(d, TIR_ERR_OOM, m, op->loc, "out of memory");
         }

@@ -5,7 +5,8 @@
 # sets rotated past L2) gives tir's time and kernel count; the layer's minimal traffic (every
 # argument read once, every result written once, from the function's signature at the benchmark
 # shape) gives GB/s and the share of the copy ceiling; then benchmarks/peers.py (torch eager,
-# torch.compile, Liger when installed) and benchmarks/peers_adamw.py (when present) time the same
+# torch.compile, Liger when installed), benchmarks/peers_extra.py (softmax; SwiGLU memory measured
+# with the previous run's gradients freed) and benchmarks/peers_adamw.py (when present) time the same
 # layers in the same call. The table: layer, tir ms, kernels, GB/s, % of copy, torch.compile ms,
 # eager ms, Liger ms, and ratio = best peer / tir (> 1: tir is faster). Logs (tirc bench's tables
 # and JSON, the peers' output) go to $OUT when set, else a temporary folder.
@@ -52,7 +53,7 @@ layers=(
   "swiglu fwd+bwd|swiglu.tir|swiglu_fwdbwd|N=16384|swiglu.fwdbwd_ms"
   "rope fwd q+k|rope.tir|rope|B=8,T=2048|rope.fwd_ms"
   "cross-entropy fwd+bwd|cross_entropy.tir|cross_entropy_fwdbwd|N=8192|ce.fwdbwd_ms|--donate"
-  "softmax|softmax.tir|softmax|N=8192|-"
+  "softmax|softmax.tir|softmax|N=8192|softmax.fwd_ms"
   "adamw step|adamw.tir|adamw_step||adamw.step_ms|--donate"
 )
 
@@ -70,6 +71,12 @@ if [ $peers = 1 ]; then
     timeout "$(cap 240)" python3 benchmarks/peers.py rmsnorm swiglu rope ce >"$logs/peers.log" 2>&1
     echo "   exit $?: $(grep -c ': ' "$logs/peers.log") figures"
     cat "$logs/peers.log" >>"$logs/peers.txt"
+  fi
+  if [ -f benchmarks/peers_extra.py ] && [ "$(cap 90)" != 0 ]; then
+    echo "== python3 benchmarks/peers_extra.py softmax swiglu_mem"
+    timeout "$(cap 90)" python3 benchmarks/peers_extra.py softmax swiglu_mem >"$logs/peers_extra.log" 2>&1
+    echo "   exit $?: $(grep -c ': ' "$logs/peers_extra.log") figures"
+    cat "$logs/peers_extra.log" >>"$logs/peers.txt"
   fi
   if [ -f benchmarks/peers_adamw.py ] && [ "$(cap 120)" != 0 ]; then
     echo "== python3 benchmarks/peers_adamw.py"
@@ -150,9 +157,13 @@ if os.path.exists(f"{logs}/peers.txt"):
         m = re.match(r"^([a-z0-9_]+)\.(compile|fused)\.peak_GiB:\s*([0-9.eE+-]+)\s*$", line.strip())
         if m: pmem[m.group(1)] = float(m.group(3))
 
+# peers.py's swiglu peak undercounts (its baseline still holds the previous run's gradients):
+# peers_extra.py's swiglu_mem measures it with them freed first
+if "swiglu_mem" in pmem: pmem["swiglu"] = pmem["swiglu_mem"]
+
 def cell(v, fmt="%.4f"): return fmt % v if v is not None else "-"
 
-hdr = ("layer", "tir ms", "kernels", "GB/s", "% copy", "compile ms", "eager ms", "Liger ms", "ratio",
+hdr = ("layer", "check", "tir ms", "kernels", "GB/s", "% copy", "compile ms", "eager ms", "Liger ms", "ratio",
        "tir GiB", "compile GiB")
 rows, notes = [], []
 for line in open(f"{logs}/tir.tsv"):
@@ -160,9 +171,11 @@ for line in open(f"{logs}/tir.tsv"):
     b = dict(kv.split("=") for kv in binds.split(",") if kv)
     b = {k: int(v) for k, v in b.items()}
     ms = kernels = gbs = pct = mem = None
+    chk = "-"
     try:
         j = json.load(open(f"{logs}/{func}.json"))
         ms, kernels = j["total_us"] / 1e3, len(j["kernels"])
+        chk = j.get("check", "-")
         # memory beyond the arguments (the peers measure peak allocation above their inputs)
         if "arena_bytes" in j: mem = (j["arena_bytes"] + j["result_bytes"]) / 2**30
         sig = signature(f"benchmarks/{file}", func)
@@ -180,7 +193,7 @@ for line in open(f"{logs}/tir.tsv"):
     others = {k: v for k, v in p.items() if k not in ("compile", "eager", "liger")}
     if others: notes.append(f"{name}: other peers " + ", ".join(f"{k} {v:.4f} ms" for k, v in others.items()))
     ratio = best / ms if best and ms else None
-    rows.append((name, cell(ms), str(kernels) if kernels is not None else "-", cell(gbs, "%.0f"),
+    rows.append((name, chk, cell(ms), str(kernels) if kernels is not None else "-", cell(gbs, "%.0f"),
                  cell(pct, "%.1f%%"), cell(p.get("compile")), cell(p.get("eager")), cell(p.get("liger")),
                  cell(ratio, "%.2fx"), cell(mem, "%.2f"), cell(pmem.get(peer.split(".")[0]), "%.2f")))
 
@@ -188,7 +201,8 @@ w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 out = []
 out.append("  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(hdr)))
 for r in rows: out.append("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
-out.append(f"GB/s: the layer's minimal traffic (arguments read once, results written once) over tir's time; "
+out.append(f"check: tirc bench's own check of the same kernels against the interpreter at a small binding. "
+           f"GB/s: the layer's minimal traffic (arguments read once, results written once) over tir's time; "
            f"% of a {copy:.0f} GB/s copy. ratio: the fastest peer's time / tir's (> 1: tir is faster). "
            f"GiB: device memory beyond the arguments (tir: arena + results not written over a donated "
            f"argument, from the memory plan; torch: peak allocation above the inputs, fwd+bwd).")

@@ -3,6 +3,7 @@
 # CUDA driver a clear message and exit 3; with one (the GPU machine), a table with a row per
 # kernel, the total and the peak memory, and the same figures as JSON.
 source "$(dirname "$0")/common.bash"
+needs_codegen
 
 cat >"$T/ce.tir" <<'TIR'
 func @ce(%logits: f32[N, C], %t: i32[N]) -> f32[] {
@@ -16,6 +17,8 @@ has "help names --iters" "$out" "--iters K"
 has "help names --donate" "$out" "--donate"
 has "help names the copy ceiling" "$out" "--copy-gbps"
 has "help names the shared matmul options" "$out" "--matmul=tir|cublas|auto"
+has "help says it checks first" "$out" "compared with the interpreter"
+has "help names --no-check" "$out" "--no-check"
 has "tirc --help lists bench as built" "$("$tirc" --help)" "bench      GPU time per kernel"
 expect 2 "no input file" "$tirc" bench
 has "says there is no input" "$err" "no input file"
@@ -43,6 +46,10 @@ else
   has "input sets rotate past the L2" "$out" "in rotation past a 50 MB L2"
   has "json has the kernels" "$(cat "$T/b.json")" '"kernels": [{"name": "tir_'
   has "json has the peak" "$(cat "$T/b.json")" '"peak_bytes": '
+  matches "checked at a small binding first" "$out" "^check: @ce at N=8 C=16 against the interpreter: out0 [^ ]+ \(tol [^)]*\) ok$"
+  has "json says the check passed" "$(cat "$T/b.json")" '"check": "ok"'
+  expect 0 "bench --no-check" "$tirc" bench "$T/ce.tir" --func ce --dim N=64 --dim C=64 --iters 2 --no-check
+  [[ "$out" != *"check:"* ]] && ok "--no-check prints no check" || bad "--no-check still checked" "$out"
   expect 0 "bench --donate" "$tirc" bench "$T/ce.tir" --func ce --dim N=4096 --dim C=32000 --iters 3 --donate
   has "says the arguments are donated" "$out" "arguments donated"
 fi

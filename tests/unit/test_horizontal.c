@@ -10,13 +10,16 @@
  * casts, train_mlp's updates) lower, and those programs compute bit for bit what they computed
  * before the pass; each result is paired with the operand of its own part it may be written over
  * (new p over p, m over m, v over v, tensors of one shape too; with donation no result is
- * allocated). ptxas is found on PATH or in /usr/local/cuda/bin; without it the ptxas step
- * is skipped only when TIR_ALLOW_NO_PTXAS=1. */
+ * allocated). A part keeps its elementwise schedule's thread_axis (part_thread_axes, printed only
+ * when some part has one): benchmarks/rope.tir's @rope loads 6 vectors per 2 written in each
+ * part, as @rope_q does alone. ptxas is found on PATH or in /usr/local/cuda/bin; without it the
+ * ptxas step is skipped only when TIR_ALLOW_NO_PTXAS=1. */
 #include <check.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "compile.h"
+#include "fused.h"
 #include "fused_horizontal.h"
 #include "passes.h"
 #include "pipeline.h"
@@ -197,6 +200,22 @@ static char *lower_ok(tir_context *ctx, const tir_op *op) {
     return ptx;
 }
 
+/* global loads (ld.global...) in ptx, and those of 16 bytes (.v4 of 32-bit, .v2 of 64-bit) */
+static int count_loads(const char *ptx, bool wide_only) {
+    int n = 0;
+    for (const char *l = ptx; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        while (*l == ' ' || *l == '\t') l++;
+        if (strncmp(l, "ld.global", 9) != 0) continue;
+        const char *e = strchr(l, ' ');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char ins[64];
+        snprintf(ins, sizeof ins, "%.*s", (int)(len < 63 ? len : 63), l);
+        bool wide = (strstr(ins, ".v4.") && (strstr(ins, "32") != NULL)) || (strstr(ins, ".v2.") && strstr(ins, "64"));
+        n += !wide_only || wide;
+    }
+    return n;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 START_TEST(adamw_odd_sizes) {
@@ -219,6 +238,11 @@ START_TEST(adamw_odd_sizes) {
     ck_assert_str_eq(tir_dict_get(sc, "part_results")->u.s, "3,3,3,3,3,3");
     /* f32 vectors of 4 where the last dim is a multiple of 4 (1000 and 48), else 1 */
     ck_assert_str_eq(tir_dict_get(sc, "part_vectors")->u.s, "1,1,4,1,1,4");
+    /* no part has a thread axis: the schedule does not mention them */
+    ck_assert_ptr_null(tir_dict_get(sc, "part_thread_axes"));
+    char *text = tir_module_print(m);
+    ck_assert_ptr_null(strstr(text, "part_thread_axes"));
+    tir_free(text);
     round_trip(ctx, m);
     char *ptx = lower_ok(ctx, h);
     ck_assert_msg(strstr(ptx, ".v4.b32") || strstr(ptx, ".v4.f32"), "no 16-byte accesses");
@@ -430,6 +454,104 @@ START_TEST(mixed_parts) {
 }
 END_TEST
 
+/* benchmarks/rope.tir: each rotation is an elementwise region over (B, H, T, 2, 64) whose
+ * thread_axis is the halves' axis 3 (passes/schedule.c); merged into one horizontal kernel, each
+ * part keeps it (part_thread_axes="3,3"), so a thread loads both halves of x, cos and sin once
+ * and writes both halves: 6 16-byte loads and 2 stores per part, 12 and 4 in all (without the
+ * axis: 5 loads per vector written, 10 for 2), as @rope_q alone; each part's vectors count the
+ * collapsed space (the grid at B=8, T=2048: q 8*32*2048*64 / 8 / 2048 = 2048 blocks, k 512). */
+START_TEST(rope_thread_axes) {
+    tir_context *ctx = tir_context_create();
+    char *src = tu_read_source("benchmarks", "rope.tir");
+    ck_assert_msg(src != NULL, "no benchmarks/rope.tir");
+    tir_module *m = NULL;
+    tir_diag d;
+    ck_assert(tir_module_parse(ctx, src, "rope.tir", &m, &d) == TIR_OK);
+    ck_assert_msg(tir_pipeline_run(m, NULL, NULL, NULL, &d) == TIR_OK, "%s", d.msg);
+    const tir_func *f = tir_module_find(m, "rope");
+    ck_assert_int_eq(count_fused(f, "horizontal"), 1);
+    const tir_op *h = first_horizontal(f);
+    ck_assert(h != NULL);
+    const tir_attr_value *sc = tir_op_attr(h, "schedule");
+    ck_assert_str_eq(tir_dict_get(sc, "part_results")->u.s, "1,1");
+    ck_assert_str_eq(tir_dict_get(sc, "part_vectors")->u.s, "8,8");
+    ck_assert_ptr_nonnull(tir_dict_get(sc, "part_thread_axes"));
+    ck_assert_str_eq(tir_dict_get(sc, "part_thread_axes")->u.s, "3,3");
+    char *text = tir_module_print(m);
+    ck_assert_ptr_nonnull(strstr(text, "part_thread_axes=\"3,3\""));
+    tir_free(text);
+    round_trip(ctx, m);
+    char *ptx = lower_ok(ctx, h);
+    ck_assert_int_eq(count_loads(ptx, true), 12);
+    ck_assert_int_eq(count_loads(ptx, false), 12);
+    int st = 0;
+    for (const char *q = ptx; (q = strstr(q, "st.global.v4.b32")) != NULL; q++) st++;
+    ck_assert_int_eq(st, 4);
+    free(ptx);
+    tir_kernel k;
+    tir_codegen_options o = {"sm_90a", 2};
+    ck_assert(tir_codegen_fused_horizontal(ctx, h, 0, &o, &k, &d) == TIR_OK);
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "B", 8);
+    tir_bindings_set(&b, "T", 2048);
+    int64_t grid;
+    ck_assert(tir_dim_eval(k.grid[0], &b, &grid) == TIR_OK);
+    ck_assert_int_eq(grid, 2048 + 512);
+    tir_kernel_release(&k);
+    /* @rope_q, the same rotation alone (codegen/fused.c): as many loads per part */
+    const tir_func *fq = tir_module_find(m, "rope_q");
+    ck_assert_int_eq(count_fused(fq, "horizontal"), 0);
+    for (int i = 0; i < fq->nops; i++) {
+        if (fq->ops[i]->code != TIR_OP_FUSED) continue;
+        ck_assert_int_eq(tir_dict_get(tir_op_attr(fq->ops[i], "schedule"), "thread_axis")->u.i, 3);
+        ck_assert(tir_codegen_fused(ctx, fq->ops[i], 0, &o, &k, &d) == TIR_OK);
+        ck_assert_int_eq(count_loads(k.ptx, true), 6);
+        tir_kernel_release(&k);
+    }
+    tir_module_free(m);
+    free(src);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
+/* a part with a thread axis beside parts without: part_thread_axes="-1,3,-1", the interpreted
+ * results are those of the unfused program, and the kernel assembles: the rotation's part loads
+ * 6 vectors (x's halves, cos's, sin's), the others one each */
+START_TEST(mixed_thread_axes) {
+    tir_context *ctx = tir_context_create();
+    const char *src = "func @f(%a: f32[N, 64], %q: f32[N, 2, T, 32], %c: f32[T, 32], %s: f32[T, 32], %w: f32[T, 64])\n"
+                      "    -> (f32[N, 64], f32[N, 2, T, 32], f32[T, 64]) {\n"
+                      "  %x = silu(%a)\n"
+                      "  %r = rope(%q, %c, %s)\n"
+                      "  %y = exp(%w)\n"
+                      "  return %x, %r, %y\n}\n";
+    tir_bindings b = {0};
+    tir_bindings_set(&b, "N", 3);
+    tir_bindings_set(&b, "T", 5);
+    tir_module *m = same_results(ctx, src, "f", &b);
+    const tir_func *f = tir_module_find(m, "f");
+    ck_assert_int_eq(count_fused(f, "horizontal"), 1);
+    const tir_op *h = first_horizontal(f);
+    const tir_attr_value *sc = tir_op_attr(h, "schedule");
+    ck_assert_int_eq(tir_dict_get(sc, "parts")->u.i, 3);
+    ck_assert_ptr_nonnull(tir_dict_get(sc, "part_thread_axes"));
+    const char *pta = tir_dict_get(sc, "part_thread_axes")->u.s;
+    /* the rotation is the part whose axis is set; the others have none */
+    int set = 0, none = 0;
+    for (const char *q = pta; *q; q++) {
+        if (*q == '-') none++, q++;
+        else if (*q >= '0' && *q <= '9') set++;
+    }
+    ck_assert_msg(set == 1 && none == 2, "part_thread_axes=\"%s\"", pta);
+    round_trip(ctx, m);
+    char *ptx = lower_ok(ctx, h);
+    ck_assert_int_eq(count_loads(ptx, true), 6 + 1 + 1);
+    free(ptx);
+    tir_module_free(m);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
 /* a hand-written horizontal region holding a reduction has no horizontal lowering: codegen says
  * unsupported and the program still compiles, one kernel per member */
 START_TEST(unsupported_falls_back) {
@@ -555,6 +677,8 @@ int main(void) {
     tcase_add_test(tc, parameter_bound);
     tcase_add_test(tc, dependent_regions_stay_apart);
     tcase_add_test(tc, mixed_parts);
+    tcase_add_test(tc, rope_thread_axes);
+    tcase_add_test(tc, mixed_thread_axes);
     tcase_add_test(tc, unsupported_falls_back);
     tcase_add_test(tc, adamw_benchmark_kernels);
     tcase_add_test(tc, examples_lower);

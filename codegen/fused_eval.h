@@ -1,0 +1,78 @@
+/* fused_eval.h: the elementwise evaluator that the fused-region kernels share (codegen/fused.c
+ * for one region, codegen/fused_horizontal.c for the parts of a horizontal one; docs/tir.md §11).
+ *
+ * A value of a region is evaluated at a coordinate vector of its own shape by walking back
+ * through its producers (elementwise ops, full and iota, the index maps broadcast, reshape,
+ * transpose and slice) to the region's parameters, which are loaded from global memory, and,
+ * when the caller gives a reduction-values array, to reductions already folded for the current
+ * row. Evaluations are memoised on (value, coordinates): a value read by several members, or at
+ * one coordinate by several results, is computed and loaded once. Each op is lowered by
+ * cg_member (codegen/member.c), the lowering every elementwise kernel uses (16-bit floats
+ * compute in f32 and round at each op's output, as the interpreter does), so grouping never
+ * changes a result.
+ *
+ * Lanes: with vec > 1 a thread evaluates vec consecutive elements along one axis at once (the
+ * crd's `lane` axis holds c + j in lane j). A parameter read along its innermost axis is one
+ * vector load (16 bytes when its offset is provably a multiple of vec; aligned bf16 pairs come
+ * as 32-bit words), results are written with one vector store. Buffers are assumed 16-byte
+ * aligned (the runtime's allocations are): no access promises more. */
+#ifndef TIR_FUSED_EVAL_H
+#define TIR_FUSED_EVAL_H
+
+#include "cg.h"
+
+#define FE_MAXV 8 /* lanes per thread: 16 bytes of bf16 */
+
+/* a coordinate vector of some shape, for all lanes */
+typedef struct fe_crd {
+    int rank;
+    LLVMValueRef c[TIR_MAX_RANK];
+    int lane;              /* the axis holding c[lane] + j in lane j; -1: every lane alike */
+    bool aligned;          /* c[lane] is a multiple of the lane count */
+    LLVMValueRef flat;     /* row-major flat index of c in flat_t, or NULL */
+    const tir_type *flat_t;
+} fe_crd;
+
+typedef struct fe_memo {
+    const tir_value *v;
+    fe_crd co;
+    LLVMValueRef lane[FE_MAXV];
+} fe_memo;
+
+/* The evaluation context: the kernel being built, the region, the lane count, the memo (the
+ * caller resets nm to forget what is no longer in scope: a loop iteration's values; it frees m)
+ * and, optionally, by region value id, the value of each reduction for the current row
+ * (fused.c's rows; NULL: a reduction is unsupported). */
+typedef struct fe_ctx {
+    cg *g;
+    const tir_func *R;
+    int vec;
+    fe_memo *m;
+    int nm, cap;
+    LLVMValueRef *red;
+} fe_ctx;
+
+/* d is structurally a multiple of v (true for v <= 1) */
+bool fe_multiple_of(tir_context *c, const tir_dim *d, int64_t v);
+/* a schedule's integer (or bool) entry, or dflt */
+int64_t fe_sched_int(const tir_attr_value *s, const char *key, int64_t dflt);
+/* a schedule's vector request as a lane count: the largest power of two <= v and FE_MAXV */
+int fe_clamp_vec(int64_t v);
+
+/* coordinates of x, which broadcasts (NumPy-aligned) to the shape ot that co indexes */
+void fe_bcast_crd(cg *g, const fe_crd *co, const tir_type *ot, const tir_type *xt, fe_crd *xc);
+
+/* v at co: f->vec compute values (cg_ctype of v's dtype) into out; failures are recorded in
+ * f->g (cg_fail: TIR_ERR_UNSUPPORTED for an op with no lowering here) and yield poison */
+void fe_eval(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValueRef *out);
+
+/* Issues, at coordinates co of v, the loads of the parameters v reads through elementwise ops
+ * and broadcasts (the maps whose coordinates are the same LLVM values, so the memo finds them
+ * again), stopping at reductions and other index maps: every load in flight before the math
+ * that uses the first. */
+void fe_prefetch(fe_ctx *f, const tir_value *v, const fe_crd *co);
+
+/* stores n lanes (compute values of dt) at buf[off ..]: one vector store when there are several */
+void fe_store_lanes(fe_ctx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off, LLVMValueRef *lanes, int n);
+
+#endif
