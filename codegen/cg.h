@@ -148,6 +148,10 @@ LLVMValueRef cg_fast_exp(cg *g, LLVMValueRef x);
 /* elementwise op `op` (unary, binary, where, cast, compare, logic) on its operands' compute
  * values -> its result's; cg_fail for ops it has no lowering for */
 LLVMValueRef cg_member(cg *g, const tir_op *op, LLVMValueRef *a);
+/* the same; approx (codegen/fused_eval.h, fe_approx_set): 0 exact; 1 an f32 result may take
+ * the MUFU forms of exp, sigmoid, silu and division (its uses tolerate 2^-21 relative error);
+ * 2 as 1, and exp may be the bare ex2 (every use ends in a 16-bit rounding) */
+LLVMValueRef cg_member_approx(cg *g, const tir_op *op, LLVMValueRef *a, int approx);
 LLVMValueRef cg_is_nan(cg *g, LLVMValueRef x);
 /* float rounding helpers, exposed for tests of the math */
 LLVMValueRef cg_f32_to_bf16(cg *g, LLVMValueRef f);     /* i16 bits, RNE, NaN kept */

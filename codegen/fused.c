@@ -931,6 +931,17 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     tir_row_plan plan;
     if (!tir_fused_row_plan(R, fe_sched_int(sched, "online", 1) != 0, &plan))
         return cg_fail(g, TIR_ERR_OOM, "out of memory");
+    /* which values may take the MUFU forms (fused_eval.h): an online sum computes its own terms
+     * (fold_lanes), so its use of them does not count */
+    const tir_op **online = malloc((size_t)(plan.nred ? plan.nred : 1) * sizeof *online);
+    int nonline = 0;
+    for (int i = 0; online && i < plan.nred; i++)
+        if (plan.r[i].kind == TIR_RR_ONLINE) online[nonline++] = plan.r[i].op;
+    if (online && !f->approx_done) {
+        f->approx = fe_approx_set(R, online, nonline);
+        f->approx_done = true;
+    }
+    free(online);
     const tir_op *first = NULL;
     bool isred[TIR_MAX_RANK] = {false};
     for (int i = 0; i < plan.nred; i++) {
@@ -1381,6 +1392,7 @@ tir_status tir_codegen_fused(tir_context *ctx, const tir_op *op, int id,
     cg_dispose(&g);
     free(f.red);
     free(f.m);
+    free(f.approx);
     if (s != TIR_OK) {
         tir_kernel_release(out);
         out->alias_of = -1;

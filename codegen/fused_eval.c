@@ -249,6 +249,10 @@ void fe_eval(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValueRef *out)
         splat(f, out, r);
     } else if (tir_op_is_elementwise(op->code)) {
         LLVMValueRef in[3][FE_MAXV];
+        if (!f->approx_done && f->R) {
+            f->approx = fe_approx_set(f->R, NULL, 0);
+            f->approx_done = true;
+        }
         if (op->nin > 3) {
             cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: %s with %d operands", tir_ops[op->code].name, op->nin);
             splat(f, out, LLVMGetPoison(cg_ctype(g, dt)));
@@ -269,7 +273,7 @@ void fe_eval(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValueRef *out)
             }
             LLVMValueRef a[3] = {NULL, NULL, NULL};
             for (int k = 0; k < op->nin; k++) a[k] = in[k][j];
-            out[j] = cg_member(g, op, a);
+            out[j] = cg_member_approx(g, op, a, f->approx && v->id >= 0 && v->id < f->R->nvalues ? f->approx[v->id] : 0);
         }
     } else if ((fl & TIR_F_MOVEMENT) && op->nin == 1 && op->nout == 1) {
         fe_crd xc;
@@ -325,4 +329,74 @@ void fe_store_lanes(fe_ctx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off,
     }
     LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
     LLVMSetAlignment(s, cap_align(tir_dtype_size(dt) * (size_t)n));
+}
+
+/* ---------------------------------------------------------------- approximation (fused_eval.h) */
+
+static bool is16f(tir_dtype t) { return t == TIR_BF16 || t == TIR_F16; }
+
+/* the values whose every use is fine (see fused_eval.h) into ok (1 or 0); sums: float sums and
+ * means count as fine uses */
+static void approx_pass(const tir_func *R, int n, unsigned char *ok, unsigned char *used, bool sums,
+                        const tir_op *const *ignore, int nignore) {
+    for (int i = 0; i < n; i++) ok[i] = 1, used[i] = 0;
+    for (int r = 0; r < R->nres; r++)
+        if (R->results[r]->id >= 0 && R->results[r]->id < n) ok[R->results[r]->id] = 0;
+    /* consumers come after their producers: walking backwards, a use's verdict is final when
+     * its producer is reached */
+    for (int i = R->nops - 1; i >= 0; i--) {
+        const tir_op *u = R->ops[i];
+        bool skip = false;
+        for (int j = 0; j < nignore; j++) skip |= ignore[j] == u;
+        if (skip) continue;
+        bool out_ok = u->nout == 1 && u->out[0]->id >= 0 && u->out[0]->id < n && ok[u->out[0]->id] &&
+                      used[u->out[0]->id];
+        for (int k = 0; k < u->nin; k++) {
+            const tir_value *v = u->in[k];
+            if (v->id < 0 || v->id >= n || v->func != R) continue;
+            bool fine;
+            switch (u->code) {
+            case TIR_OP_CAST: fine = is16f(u->out[0]->type.dtype); break;
+            case TIR_OP_SUM:
+            case TIR_OP_MEAN: fine = sums && tir_dtype_is_float(u->out[0]->type.dtype); break;
+            case TIR_OP_NEG:
+            case TIR_OP_MUL:
+            case TIR_OP_DIV:
+            case TIR_OP_BROADCAST:
+            case TIR_OP_RESHAPE:
+            case TIR_OP_TRANSPOSE:
+            case TIR_OP_SLICE: fine = out_ok; break;
+            case TIR_OP_WHERE: fine = k > 0 && out_ok; break;
+            default: fine = false;
+            }
+            if (fine) used[v->id] = 1;
+            else ok[v->id] = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) ok[i] = ok[i] && used[i];
+    /* only f32 values computed in the region */
+    for (int i = 0; i < R->nops; i++)
+        for (int k = 0; k < R->ops[i]->nout; k++) {
+            const tir_value *v = R->ops[i]->out[k];
+            if (v->id >= 0 && v->id < n && v->type.dtype != TIR_F32) ok[v->id] = 0;
+        }
+    for (int i = 0; i < R->nparams; i++)
+        if (R->params[i]->id >= 0 && R->params[i]->id < n) ok[R->params[i]->id] = 0;
+}
+
+unsigned char *fe_approx_set(const tir_func *R, const tir_op *const *ignore, int nignore) {
+    int n = R->nvalues > 0 ? R->nvalues : 1;
+    unsigned char *ok = malloc((size_t)n), *only16 = malloc((size_t)n), *used = malloc((size_t)n);
+    if (!ok || !only16 || !used) {
+        free(ok);
+        free(only16);
+        free(used);
+        return NULL;
+    }
+    approx_pass(R, n, ok, used, true, ignore, nignore);
+    approx_pass(R, n, only16, used, false, ignore, nignore);
+    for (int i = 0; i < n; i++) ok[i] = ok[i] ? (only16[i] ? FE_APPROX_16 : FE_APPROX) : 0;
+    free(only16);
+    free(used);
+    return ok;
 }

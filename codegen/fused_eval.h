@@ -50,7 +50,26 @@ typedef struct fe_ctx {
     fe_memo *m;
     int nm, cap;
     LLVMValueRef *red;
+    /* by value id: an f32 value whose every use only rounds it to a 16-bit float, sums it, or
+     * passes it on (scaled) to such uses: its exp and division may take the MUFU forms
+     * (fe_approx_set); computed at the first evaluation, freed by the kernel's builder */
+    unsigned char *approx;
+    bool approx_done;
 } fe_ctx;
+
+/* The values of R whose MUFU forms (exp, division) cannot change a result beyond the
+ * comparison's tolerance, by value id: FE_APPROX for f32 values (not results of R) used only by
+ * casts to bf16/f16, by float sums and means, and by neg, mul, div, where (as a branch) and
+ * index maps whose results are such values: along such a chain relative errors only add (k fast
+ * ops of 2^-21: k * 2^-21), so a 16-bit rounding flips only where the exact value lies within
+ * that of a tie (by one 16-bit ulp), and a sum's terms move by less than its own f32 rounding
+ * bound. FE_APPROX_16 where no sum is among the uses: every path ends in a 16-bit rounding, so
+ * exp may drop its correction term too (2^-22 + |x| * 2^-23.5 relative: below 2^-15 for any
+ * finite e^x, far inside bf16's and f16's half ulp of 2^-9 and 2^-12). NULL when out of memory
+ * (then nothing is approximated). The ops in ignore (reductions that never evaluate their input:
+ * an online sum computes its own terms) do not count as uses. */
+enum { FE_APPROX = 1, FE_APPROX_16 = 2 };
+unsigned char *fe_approx_set(const tir_func *R, const tir_op *const *ignore, int nignore);
 
 /* d is structurally a multiple of v (true for v <= 1) */
 bool fe_multiple_of(tir_context *c, const tir_dim *d, int64_t v);

@@ -405,6 +405,7 @@ tir_status tir_codegen_fused_horizontal(tir_context *ctx, const tir_op *op, int 
     if (s == TIR_OK) s = cg_emit(&g, opt);
     cg_dispose(&g);
     free(f.m);
+    free(f.approx);
     if (s != TIR_OK) {
         tir_kernel_release(out);
         out->alias_of = -1;

@@ -77,8 +77,44 @@ static LLVMValueRef fast16_op(cg *g, tir_opcode code, LLVMValueRef a) {
     return code == TIR_OP_SILU ? LLVMBuildFMul(B, a, sig, "") : sig;
 }
 
-/* one lane of an elementwise member: operands' compute values -> the result's */
-LLVMValueRef cg_member(cg *g, const tir_op *op, LLVMValueRef *a) {
+/* a / b in f32 as a * (1/b), 1/b by div.full.f32 (full range, 2 ulp: PTX ISA 9.7.3.8), so 2.5
+ * ulp in all. The reciprocal is a call without memory effects: where b is the same for many
+ * elements (softmax's row sum) LLVM computes it once and each element costs one multiply, in
+ * place of the IEEE division's Newton steps and slow path */
+static LLVMValueRef fast_div(cg *g, LLVMValueRef a, LLVMValueRef b) {
+    LLVMTypeRef ps[2] = {g->t_f32, g->t_f32};
+    LLVMTypeRef ft = LLVMFunctionType(g->t_f32, ps, 2, 0);
+    static const char asm_text[] = "div.full.f32 $0, $1, $2;";
+    static const char cons[] = "=f,f,f";
+    LLVMValueRef fn = LLVMGetInlineAsm(ft, (char *)asm_text, sizeof asm_text - 1, (char *)cons, sizeof cons - 1, 0, 0,
+                                       LLVMInlineAsmDialectATT, 0);
+    LLVMValueRef args[2] = {LLVMConstReal(g->t_f32, 1.0), b};
+    LLVMValueRef r = LLVMBuildCall2(g->B, ft, fn, args, 2, "");
+    unsigned mem = LLVMGetEnumAttributeKindForName("memory", 6);
+    if (mem) LLVMAddCallSiteAttribute(r, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->C, mem, 0));
+    unsigned nu = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    if (nu) LLVMAddCallSiteAttribute(r, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->C, nu, 0));
+    return LLVMBuildFMul(g->B, a, r, "");
+}
+
+/* an f32 result that may take the MUFU forms (codegen/fused_eval.h, fe_approx_set): exp,
+ * sigmoid, silu and division; NULL: no fast form */
+static LLVMValueRef approx_op(cg *g, tir_opcode code, LLVMValueRef *a, int level) {
+    if (LLVMTypeOf(a[0]) != g->t_f32) return NULL;
+    if (code == TIR_OP_DIV) return LLVMTypeOf(a[1]) == g->t_f32 ? fast_div(g, a[0], a[1]) : NULL;
+    if (code == TIR_OP_EXP && level >= 2) {
+        /* 2^(x log2 e) with the product's rounding left in: 2^-22 + |x| 2^-23.5 relative */
+        LLVMValueRef p = LLVMBuildFMul(g->B, a[0], fconst(a[0], (float)1.4426950408889634), "");
+        return cg_intr1(g, "llvm.nvvm.ex2.approx", p);
+    }
+    return fast16_op(g, code, a[0]);
+}
+
+LLVMValueRef cg_member(cg *g, const tir_op *op, LLVMValueRef *a) { return cg_member_approx(g, op, a, 0); }
+
+/* one lane of an elementwise member: operands' compute values -> the result's; approx: the
+ * result may take the MUFU forms (its uses tolerate 2^-21 relative error: fe_approx_set) */
+LLVMValueRef cg_member_approx(cg *g, const tir_op *op, LLVMValueRef *a, int approx) {
     tir_opcode code = op->code;
     tir_dtype dt = op->in[0]->type.dtype, odt = op->out[0]->type.dtype;
     unsigned fl = tir_ops[code].flags;
@@ -95,6 +131,7 @@ LLVMValueRef cg_member(cg *g, const tir_op *op, LLVMValueRef *a) {
     LLVMValueRef r = NULL;
     if (tir_dtype_is_float(dt)) {
         if (is16(odt) && (r = fast16_op(g, code, a[0]))) return cg_round_to(g, odt, r);
+        if (approx && odt == TIR_F32 && (r = approx_op(g, code, a, approx))) return r;
         if ((r = cg_float_op(g, op, a[0], op->nin > 1 ? a[1] : NULL))) return cg_round_to(g, odt, r);
     } else if (tir_dtype_is_int(dt)) {
         r = cg_int_op(g, code, cg_to_i64(g, dt, a[0]), op->nin > 1 ? cg_to_i64(g, dt, a[1]) : NULL);

@@ -92,6 +92,9 @@ void tir_mem_plan_free(tir_mem_plan *p);
  * schedule codegen/fused.c follows: kind, vector width, warps, rows per block, rows in registers,
  * sweeps over a row, online max-sum, grid bound (docs/tir.md §11.1). Runs after fuse. */
 tir_status tir_pass_schedule(tir_module *m, tir_diag *d);
+/* TIR_SCHEDULE="key=value,..." from the environment (a tuning aid): replaces the integer and
+ * boolean entries of those names among the n entries of a schedule being decided */
+void tir_schedule_overrides(int n, tir_attr_value *s);
 /* How a row region's reductions are computed (passes/schedule.c counts the sweeps into the
  * schedule; codegen/fused.c follows the same plan). Reductions in region program order:
  *   FOLD    folded element by element in stats sweep `level` (1, 2, ...): reductions whose

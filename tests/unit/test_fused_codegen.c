@@ -247,6 +247,59 @@ static int row_loads(tir_context *c, const char *src, const char *func, int64_t 
     return n;
 }
 
+/* the PTX of the one fused kernel of @func */
+static char *fused_ptx(tir_context *c, const char *src, const char *func) {
+    tir_module *m = NULL;
+    tir_diag d;
+    ck_assert_msg(tir_module_parse(c, src, func, &m, &d) == TIR_OK, "%s", d.msg);
+    ck_assert_msg(tir_pipeline_run(m, TIR_COMPILE_LAST_STAGE, NULL, NULL, &d) == TIR_OK, "%s", d.msg);
+    const tir_func *f = tir_module_find(m, func);
+    const tir_op *rop = NULL;
+    for (int i = 0; i < f->nops && !rop; i++)
+        if (f->ops[i]->code == TIR_OP_FUSED) rop = f->ops[i];
+    ck_assert_ptr_nonnull(rop);
+    tir_codegen_options o = {"sm_90a", 2};
+    tir_kernel k;
+    ck_assert_msg(tir_codegen_fused(c, rop, 0, &o, &k, &d) == TIR_OK, "%s", d.msg);
+    char *ptx = strdup(k.ptx);
+    tir_kernel_release(&k);
+    tir_module_free(m);
+    return ptx;
+}
+
+static int count_of(const char *ptx, const char *what) {
+    int n = 0;
+    for (const char *q = ptx; (q = strstr(q, what)) != NULL; q++) n++;
+    return n;
+}
+
+/* MUFU forms only where every use rounds to 16 bits or sums (codegen/fused_eval.h): softmax's
+ * division by the row sum is one reciprocal a row (div.full) and a multiply an element, its
+ * exp (only divided, then rounded to bf16) the bare ex2; an f32 result keeps the IEEE division
+ * and the exact exp (no ex2 at all) */
+START_TEST(approx_forms) {
+    tir_context *ctx = tir_context_create();
+    char *sm = fused_ptx(ctx, "func @sm(%x: bf16[N, 32768]) -> bf16[N, 32768] {\n"
+                              "  %o = softmax(%x, axis=-1)\n  return %o\n}\n", "sm");
+    ck_assert_int_eq(count_of(sm, "div.full.f32"), 1);
+    ck_assert_int_eq(count_of(sm, "div.rn.f32"), 0);
+    free(sm);
+    char *f32 = fused_ptx(ctx, "func @q(%x: f32[N, 64], %y: f32[N, 64]) -> f32[N, 64] {\n"
+                               "  %o = div(exp(%x), %y)\n  return %o\n}\n", "q");
+    ck_assert_int_eq(count_of(f32, "div.full.f32"), 0);
+    ck_assert_int_gt(count_of(f32, "div.rn.f32"), 0);
+    ck_assert_int_eq(count_of(f32, "ex2.approx"), 0);
+    free(f32);
+    char *b16 = fused_ptx(ctx, "func @h(%x: f32[N, 64], %y: f32[N, 64]) -> bf16[N, 64] {\n"
+                               "  %o = cast(div(exp(%x), %y), dtype=bf16)\n  return %o\n}\n", "h");
+    ck_assert_int_gt(count_of(b16, "div.full.f32"), 0);
+    ck_assert_int_eq(count_of(b16, "div.rn.f32"), 0);
+    ck_assert_int_gt(count_of(b16, "ex2.approx"), 0);
+    free(b16);
+    tir_context_destroy(ctx);
+}
+END_TEST
+
 /* long rows are streamed: softmax reads its row twice (max and the online sum of e^(x - max) in
  * one sweep, then the write), cross-entropy forward and backward twice too (the target logit is
  * one scalar load, the duplicate sum(keepdim) folds into the other); before, 3 and 5 sweeps.
@@ -432,6 +485,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, rmsnorm_vectorised);
     tcase_add_test(tc, fallback);
     tcase_add_test(tc, row_sweeps);
+    tcase_add_test(tc, approx_forms);
     tcase_add_test(tc, rms_fwdbwd_one_kernel);
     tcase_add_test(tc, inplace_masks);
     suite_add_tcase(s, tc);

@@ -459,7 +459,8 @@ END_TEST
  * part keeps it (part_thread_axes="3,3"), so a thread loads both halves of x, cos and sin once
  * and writes both halves: 6 16-byte loads and 2 stores per part, 12 and 4 in all (without the
  * axis: 5 loads per vector written, 10 for 2), as @rope_q alone; each part's vectors count the
- * collapsed space (the grid at B=8, T=2048: q 8*32*2048*64 / 8 / 2048 = 2048 blocks, k 512). */
+ * collapsed space, and a thread takes one unit (per_thread=1: a unit is already 2 vectors), so
+ * the grid at B=8, T=2048 is q 8*32*2048*64 / 8 / 256 = 16384 blocks, k 4096. */
 START_TEST(rope_thread_axes) {
     tir_context *ctx = tir_context_create();
     char *src = tu_read_source("benchmarks", "rope.tir");
@@ -477,6 +478,7 @@ START_TEST(rope_thread_axes) {
     ck_assert_str_eq(tir_dict_get(sc, "part_vectors")->u.s, "8,8");
     ck_assert_ptr_nonnull(tir_dict_get(sc, "part_thread_axes"));
     ck_assert_str_eq(tir_dict_get(sc, "part_thread_axes")->u.s, "3,3");
+    ck_assert_int_eq(tir_dict_get(sc, "per_thread")->u.i, 1);
     char *text = tir_module_print(m);
     ck_assert_ptr_nonnull(strstr(text, "part_thread_axes=\"3,3\""));
     tir_free(text);
@@ -496,7 +498,7 @@ START_TEST(rope_thread_axes) {
     tir_bindings_set(&b, "T", 2048);
     int64_t grid;
     ck_assert(tir_dim_eval(k.grid[0], &b, &grid) == TIR_OK);
-    ck_assert_int_eq(grid, 2048 + 512);
+    ck_assert_int_eq(grid, 16384 + 4096);
     tir_kernel_release(&k);
     /* @rope_q, the same rotation alone (codegen/fused.c): as many loads per part */
     const tir_func *fq = tir_module_find(m, "rope_q");
