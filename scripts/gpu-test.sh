@@ -13,6 +13,10 @@
 # less than 15 s left is skipped (reported as such, and the run fails: nothing went untested
 # silently).
 #
+# TIR_GPU_PARALLEL=1 starts the test programs (gpu_*, host_gpu) all at once and collects them
+# afterwards (the card has room for all of them; correctness, not timing, is measured here), so
+# the whole suite fits one device call; the summary is the same.
+#
 # usage: scripts/gpu-test.sh [--filter TEXT]      (TIR_BUILD=dir to use another build folder)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -57,8 +61,32 @@ run() {
   secs=$((SECONDS - t0))
 }
 
+# step NAME TIMEOUT CMD...: run, or in parallel mode the result of the run started up front
+parallel=${TIR_GPU_PARALLEL:-0}
+step() {
+  if [ "$parallel" = 1 ] && [ -f "$logs/$1.rc" ]; then
+    read -r rc secs <"$logs/$1.rc"
+  else
+    run "$@"
+  fi
+}
+if [ "$parallel" = 1 ]; then
+  echo "== starting every test program at once (TIR_GPU_PARALLEL=1)"
+  for exe in "$build"/gpu_*; do
+    [ -x "$exe" ] || continue
+    name=$(basename "$exe")
+    lim=$(($(left) - 20)) # side by side, each may take the whole budget
+    (run "$name" $lim "$exe" --examples examples "${filter[@]}"; echo "$rc $secs" >"$logs/$name.rc") &
+  done
+  if [ -x "$build/host_gpu" ]; then
+    (run host_gpu 120 "$build/host_gpu" examples/rmsnorm.tir; echo "$rc $secs" >"$logs/host_gpu.rc") &
+  fi
+  wait
+fi
+
 # over_budget NAME: true (and a FAIL row) when too little time is left to start step NAME
 over_budget() {
+  [ "$parallel" = 1 ] && [ -f "$logs/$1.rc" ] && return 1 # it ran already
   if [ "$(left)" -lt 15 ]; then
     row "$1" FAIL 0 "not run: the ${budget}s budget is spent (TIR_GPU_BUDGET)"
     return 0
@@ -84,7 +112,7 @@ for exe in "$build"/gpu_*; do
   [ -x "$exe" ] || continue
   echo "== $name"
   over_budget "$name" && continue
-  run "$name" 240 "$exe" --examples examples "${filter[@]}"
+  step "$name" 240 "$exe" --examples examples "${filter[@]}"
   grep -E '^FAIL' "$logs/$name.log" | head -20
   last=$(tail -1 "$logs/$name.log")
   echo "$last"
@@ -99,7 +127,7 @@ done
 echo "== gpu_ops"
 if [ -x "$build/gpu_ops" ]; then
   if ! over_budget gpu_ops; then
-    run gpu_ops 540 "$build/gpu_ops" --examples examples "${filter[@]}"
+    step gpu_ops 540 "$build/gpu_ops" --examples examples "${filter[@]}"
     grep -E '^(FAIL|SKIP)' "$logs/gpu_ops.log" >"$logs/gpu_ops.failures.txt"
     head -40 "$logs/gpu_ops.failures.txt"
     last=$(tail -1 "$logs/gpu_ops.log")
@@ -119,7 +147,7 @@ echo "== host_gpu"
 if over_budget host_gpu; then
   :
 elif [ -x "$build/host_gpu" ]; then
-  run host_gpu 120 "$build/host_gpu" examples/rmsnorm.tir
+  step host_gpu 120 "$build/host_gpu" examples/rmsnorm.tir
   cat "$logs/host_gpu.log"
   [ $rc = 0 ] && row host_gpu ok $secs "$(tail -1 "$logs/host_gpu.log")" ||
     row host_gpu FAIL $secs "exit $rc: $(tail -1 "$logs/host_gpu.log")"
