@@ -68,6 +68,7 @@
 #include "passes.h"
 
 #define MAXV FE_MAXV
+#define STAGE_MAX_BYTES 65536 /* a row stage: three blocks an SM still fit in 227 KB */
 #define MAX_REG_VALS 64 /* values per thread a row may keep in registers (256 threads) */
 /* fewer for bigger blocks: 64K registers per SM are shared by the block's threads, and every
  * member evaluated per element keeps a register or two beside the loaded value */
@@ -855,6 +856,7 @@ static void stats_body(fx *f, rowk *rk, void *ctx, const crd *co, int nco) {
         LLVMBuildStore(g->B, st->acc, st->accp);
         for (int k = 0; k < st->ns; k++) LLVMBuildStore(g->B, st->s[k], st->sp[k]);
     }
+    fe_stage_flush(f); /* the row's vectors into the stage, after the math that needed them */
 }
 
 /* the write sweep: the F-shaped results of an element vector and the grid partials it feeds */
@@ -1134,6 +1136,20 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     /* streamed sweeps: element vectors a thread loads before it uses them (schedule unroll) */
     int64_t unroll = chunks ? 1 : fe_sched_int(sched, "unroll", 1);
     if (unroll < 1) unroll = 1;
+    /* a streamed row kept in shared memory between its sweeps (schedule stage_row): the later
+     * sweeps read it there instead of from L2 or DRAM again (fused_eval.h) */
+    for (int i = 0; i < FE_MAX_STAGED; i++) f->stage_off[i] = -1;
+    if (!chunks && rpb == 1 && Lc > 0 && rk.suffix && fe_sched_int(sched, "stage_row", 0)) {
+        char sname[96];
+        snprintf(sname, sizeof sname, "%s_stage", name);
+        f->stage_smem = LLVMAddGlobalInAddressSpace(g->M, LLVMArrayType2(g->t_i8, 0), sname, 3);
+        LLVMSetLinkage(f->stage_smem, LLVMExternalLinkage);
+        LLVMSetAlignment(f->stage_smem, 16);
+        f->stage_L = Lc;
+        f->stage_cap = STAGE_MAX_BYTES;
+        f->stage_F = F;
+    }
+    bool staged = false; /* a sweep has stored the stage */
 
     /* the grid reductions' per-thread partials, carried across the rows the thread sees: a
      * total one accumulator, a column sum one per element of the row the thread owns */
@@ -1158,6 +1174,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     LLVMValueRef valid = LLVMBuildICmp(B, LLVMIntULT, row_raw, rows, "");
     rk.row = cg_umin(g, row_raw, LLVMBuildSub(B, rows, cg_i64(g, 1), ""));
     rk.rowL = LLVMBuildMul(B, rk.row, L, "");
+    f->stage_row = rk.rowL;
     cg_unravel(g, rk.row, &rk.Kt, rk.kc);
     LLVMValueRef e0 = LLVMBuildMul(B, rk.t, cg_i64(g, vec), "");
     bool exact = chunks > 0 && Lc % ((int64_t)rk.T * vec) == 0;
@@ -1233,7 +1250,10 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
                 }
             }
             stats_ctx sc = {.sts = sts, .n = n, .plan = &plan};
+            f->stage_mode = !f->stage_smem ? 0 : staged ? 2 : 1;
+            staged |= f->stage_smem != NULL;
             stream_row(f, &rk, e0, (int64_t)rk.T * vec, (int)unroll, stats_body, &sc);
+            f->stage_mode = 0;
             for (int j = 0; j < n; j++) {
                 sts[j].acc = LLVMBuildLoad2(B, sts[j].at, sts[j].accp, "");
                 for (int k = 0; k < sts[j].ns; k++) sts[j].s[k] = LLVMBuildLoad2(B, sts[j].at, sts[j].sp[k], "");
@@ -1284,7 +1304,9 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
             write_elem(f, &rk, &wc, &co, c, cok[c]);
         }
     } else if (any_full || fgrid) {
+        f->stage_mode = staged ? 2 : 0;
         stream_row(f, &rk, e0, (int64_t)rk.T * vec, (int)unroll, write_body, &wc);
+        f->stage_mode = 0;
     }
     // per-row results: one store per row, by the group's first thread
     bool any_row = false;
@@ -1341,6 +1363,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     }
     g->k->grid[1] = tir_dim_const(g->ctx, 1);
     g->k->grid[2] = tir_dim_const(g->ctx, 1);
+    if (f->stage_smem) g->k->shared_bytes = (int)f->stage_used;
     return g->st;
 }
 

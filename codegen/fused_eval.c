@@ -97,6 +97,45 @@ static void scalarize(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValue
     }
 }
 
+/* the stage's address of v's vector at row coordinate co (fused_eval.h), or NULL when v is not
+ * staged there: not a full-size operand read at its own row element, no room, or no stage */
+static LLVMValueRef stage_at(fe_ctx *f, const tir_value *v, const fe_crd *co, size_t es) {
+    cg *g = f->g;
+    int i = v->index;
+    if (!f->stage_mode || !f->stage_smem || i < 0 || i >= FE_MAX_STAGED || !co->flat || co->flat_t != f->stage_F ||
+        !cg_same_dims(&v->type, f->stage_F))
+        return NULL;
+    if (f->stage_off[i] < 0) {
+        int64_t bytes = (f->stage_L * (int64_t)es + 15) / 16 * 16;
+        if (f->stage_mode != 1 || f->stage_used + bytes > f->stage_cap) return NULL;
+        f->stage_off[i] = f->stage_used;
+        f->stage_used += bytes;
+    }
+    LLVMValueRef e = LLVMBuildSub(g->B, co->flat, f->stage_row, "");
+    LLVMValueRef byte = LLVMBuildAdd(g->B, cg_i64(g, f->stage_off[i]), LLVMBuildMul(g->B, e, cg_i64(g, (int64_t)es), ""), "");
+    return LLVMBuildGEP2(g->B, g->t_i8, f->stage_smem, &byte, 1, "");
+}
+
+/* a vector load from global memory at gp, or (stage mode 2) from the stage at sp; in mode 1 the
+ * loaded vector is also stored at sp */
+static LLVMValueRef staged_load(fe_ctx *f, LLVMTypeRef t, LLVMValueRef sp, LLVMValueRef gp, unsigned align) {
+    cg *g = f->g;
+    LLVMValueRef ld = LLVMBuildLoad2(g->B, t, sp && f->stage_mode == 2 ? sp : gp, "");
+    LLVMSetAlignment(ld, align); /* stage rows start at 16-byte multiples: the same alignment */
+    if (sp && f->stage_mode == 1) {
+        if (f->npend == FE_MAX_PENDING) fe_stage_flush(f);
+        f->pend_v[f->npend] = ld;
+        f->pend_p[f->npend] = sp;
+        f->pend_a[f->npend++] = align;
+    }
+    return ld;
+}
+
+void fe_stage_flush(fe_ctx *f) {
+    for (int i = 0; i < f->npend; i++) LLVMSetAlignment(LLVMBuildStore(f->g->B, f->pend_v[i], f->pend_p[i]), f->pend_a[i]);
+    f->npend = 0;
+}
+
 static void load_param(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValueRef *out) {
     cg *g = f->g;
     const tir_type *t = &v->type;
@@ -112,12 +151,12 @@ static void load_param(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValu
     if (co->lane == t->rank - 1) {
         size_t es = tir_dtype_size(dt);
         bool al = co->aligned && fe_multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
+        LLVMValueRef sp = al ? stage_at(f, v, co, es) : NULL;
         if (dt == TIR_BF16 && al) {
             /* aligned bf16 pairs as 32-bit words: the low lane is w << 16, the high lane
              * w & 0xffff0000, one instruction a lane (exact: bf16 is f32's top half) */
             LLVMTypeRef wt = LLVMVectorType(g->t_i32, (unsigned)f->vec / 2);
-            LLVMValueRef ld = LLVMBuildLoad2(g->B, wt, cg_gep(g, st, buf, off), "");
-            LLVMSetAlignment(ld, cap_align(es * (size_t)f->vec));
+            LLVMValueRef ld = staged_load(f, wt, sp, cg_gep(g, st, buf, off), cap_align(es * (size_t)f->vec));
             for (int j = 0; j < f->vec; j += 2) {
                 LLVMValueRef w = LLVMBuildExtractElement(g->B, ld, cg_i32(g, j / 2), "");
                 out[j] = LLVMBuildBitCast(g->B, LLVMBuildShl(g->B, w, cg_i32(g, 16), ""), g->t_f32, "");
@@ -127,8 +166,7 @@ static void load_param(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValu
             return;
         }
         LLVMTypeRef vt = LLVMVectorType(st, (unsigned)f->vec);
-        LLVMValueRef ld = LLVMBuildLoad2(g->B, vt, cg_gep(g, st, buf, off), "");
-        LLVMSetAlignment(ld, cap_align(al ? es * (size_t)f->vec : es));
+        LLVMValueRef ld = staged_load(f, vt, sp, cg_gep(g, st, buf, off), cap_align(al ? es * (size_t)f->vec : es));
         for (int j = 0; j < f->vec; j++)
             out[j] = cg_widen(g, dt, LLVMBuildExtractElement(g->B, ld, cg_i32(g, j), ""));
         return;

@@ -22,6 +22,8 @@
 #include "cg.h"
 
 #define FE_MAXV 8 /* lanes per thread: 16 bytes of bf16 */
+#define FE_MAX_STAGED 8   /* parameters a row stage holds at most */
+#define FE_MAX_PENDING 64 /* stage stores held back at once */
 
 /* a coordinate vector of some shape, for all lanes */
 typedef struct fe_crd {
@@ -55,7 +57,26 @@ typedef struct fe_ctx {
      * (fe_approx_set); computed at the first evaluation, freed by the kernel's builder */
     unsigned char *approx;
     bool approx_done;
+    /* A streamed row staged in shared memory (codegen/fused.c, schedule stage_row): in mode 1
+     * (the first stats sweep) each 16-byte load of an operand of the row space at a row
+     * coordinate is also stored to the stage, in mode 2 (later sweeps) such loads read the stage.
+     * A thread reads back only what it stored itself (every sweep gives a thread the same
+     * elements), so no barrier is needed. */
+    int stage_mode;
+    LLVMValueRef stage_smem;        /* the dynamic shared memory, i8 addrspace(3) */
+    LLVMValueRef stage_row;         /* the row's first flat index */
+    const tir_type *stage_F;        /* the row space */
+    int64_t stage_L, stage_cap, stage_used;
+    int64_t stage_off[FE_MAX_STAGED]; /* by parameter index: its row's byte offset, -1 none */
+    /* mode 1's stores, held back until fe_stage_flush: a store right behind its load would make
+     * the thread wait for that load before it issues the next */
+    LLVMValueRef pend_v[FE_MAX_PENDING], pend_p[FE_MAX_PENDING];
+    unsigned pend_a[FE_MAX_PENDING];
+    int npend;
 } fe_ctx;
+
+/* emits the stage stores held back (fused_eval.h: stage mode 1) */
+void fe_stage_flush(fe_ctx *f);
 
 /* The values of R whose MUFU forms (exp, division) cannot change a result beyond the
  * comparison's tolerance, by value id: FE_APPROX for f32 values (not results of R) used only by

@@ -249,6 +249,14 @@ int main(int argc, char **argv) {
             run_case(pi, "bf16", 7, 32768, false);
             run_case(pi, "f32", 3, 32768, true);
         }
+        /* rows kept in shared memory between sweeps (schedule stage_row: constant rows of at
+         * most 64 KB that are not held in registers), layernorm with three sweeps */
+        if (strcmp(nm, "softmax") == 0 || strcmp(nm, "layernorm") == 0 || strcmp(nm, "log_softmax") == 0 ||
+            strcmp(nm, "rowstats") == 0) {
+            run_case(pi, "bf16", 5, 16384, false);
+            run_case(pi, "f32", 3, 16000, false);
+            run_case(pi, "bf16", 300, 20000, false);
+        }
         if (strcmp(nm, "ce_fwdbwd") == 0 || strcmp(nm, "cross_entropy") == 0) {
             run_case(pi, "bf16", 5, 128256, false);
             run_case(pi, "bf16", 3, 50257, true);
