@@ -127,7 +127,21 @@ static void kernels_section(const tir_func *f, const tir_program *p, const char 
         }
         fputc('\n', out);
         if (ki.executor) fprintf(out, "      executor: %s\n", ki.executor);
-        if (ki.k->inplace_ok) { /* codegen says a result may be written over these operands */
+        if (ki.k->inplace_of && low) { /* per result: the one operand it may be written over */
+            int shown = 0, more = 0;
+            for (int r = 0; r < low->nout; r++) {
+                if (ki.k->inplace_of[r] < 0) continue;
+                if (shown == 12) {
+                    more++;
+                    continue;
+                }
+                fprintf(out, "%s %d<-%d", shown ? "" : "      may write in place (result<-operand):", r,
+                        ki.k->inplace_of[r]);
+                shown++;
+            }
+            if (more) fprintf(out, " and %d more", more);
+            if (shown) fputc('\n', out);
+        } else if (ki.k->inplace_ok) { /* codegen says a result may be written over these operands */
             fputs("      may write in place of operand", out);
             for (int j = 0; j < 32; j++)
                 if (ki.k->inplace_ok & (1u << j)) fprintf(out, " %d", j);

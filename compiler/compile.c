@@ -981,12 +981,13 @@ static tir_status launch(run *r, int i) {
 
     /* 4 KB of parameters at 8 bytes each: a horizontal kernel (passes/fuse_horizontal.c) holds
      * up to 511 buffers */
-    enum { MAXP = 512 };
+    enum { MAXP = 512, MAXTMAP = 8 };
     union {
         tir_dptr ptr;
         int64_t i;
-        _Alignas(64) unsigned char tmap[128]; /* TIR_KP_TMAP: a CUtensorMap */
     } vals[MAXP];
+    _Alignas(64) unsigned char tmaps[MAXTMAP][128]; /* TIR_KP_TMAP: CUtensorMaps, apart (12 KB in all) */
+    int ntmap = 0;
     void *pv[MAXP];
     if (k->nparams > MAXP) return err(d, TIR_ERR_UNSUPPORTED, "kernel %s: too many params", k->name);
     tir_dptr ws = 0; /* the kernel's scratch: sized once the grid is known, below */
@@ -1012,10 +1013,12 @@ static tir_status launch(run *r, int i) {
             if (r->buf_of[v] < 0)
                 return err(d, TIR_ERR_INTERNAL, "kernel %s: operand %d has no buffer", k->name,
                            kp->index);
-            if ((s = tir_rt_tensor_map(r->rt, vals[j].tmap, t->dtype, t->rank,
-                                       r->bufs[r->buf_of[v]].ptr, dims, strides, t->box,
-                                       t->swizzle, d)) != TIR_OK)
+            if (ntmap == MAXTMAP) return err(d, TIR_ERR_UNSUPPORTED, "kernel %s: too many tensor maps", k->name);
+            if ((s = tir_rt_tensor_map(r->rt, tmaps[ntmap], t->dtype, t->rank, r->bufs[r->buf_of[v]].ptr, dims,
+                                       strides, t->box, t->swizzle, d)) != TIR_OK)
                 return s;
+            pv[j] = tmaps[ntmap++];
+            continue;
         } else if ((s = tir_dim_eval(kp->dim, &r->b, &vals[j].i)) != TIR_OK) {
             return err(d, TIR_ERR_INVALID, "kernel %s: parameter %d: a symbol is unbound", k->name,
                        j);

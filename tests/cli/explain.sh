@@ -75,5 +75,17 @@ expect 2 "bad --dim" "$tirc" explain "$T/p.tir" --dim N=x
 expect 2 "no input file" "$tirc" explain
 expect 1 "a file that does not parse" "$tirc" explain /dev/null/none.tir
 
+# a horizontal kernel pairs each result with the one operand it may be written over
+# (tir_kernel.inplace_of): explain prints the pairs, not the operand mask
+cat >"$T/hz.tir" <<'TIR'
+func @two(%a: f32[64], %ga: f32[64], %b: f32[32, 8], %gb: f32[32, 8]) -> (f32[64], f32[32, 8]) {
+  %na = sub(%a, %ga)
+  %nb = sub(%b, %gb)
+  return %na, %nb
+}
+TIR
+expect 0 "explain a horizontal kernel" "$tirc" explain "$T/hz.tir" --func two
+matches "its pairs, result<-operand" "$out" "^      may write in place \(result<-operand\): 0<-0 1<-2$"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
