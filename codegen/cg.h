@@ -120,7 +120,6 @@ void cg_unravel(cg *g, LLVMValueRef i, const tir_type *t, LLVMValueRef *coords);
 LLVMValueRef cg_bcast_offset(cg *g, const tir_type *t, int out_rank, LLVMValueRef *coords);
 /* offset of coords (one per dim of t) in t, row-major */
 LLVMValueRef cg_offset(cg *g, const tir_type *t, LLVMValueRef *coords);
-bool cg_same_dims(const tir_type *a, const tir_type *b);
 
 /* ---- convert.c: dtypes in kernels ---- */
 LLVMTypeRef cg_stype(cg *g, tir_dtype t); /* storage: f16 half, bf16 i16, f8/bool/u8 i8, ... */

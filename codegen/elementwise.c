@@ -191,14 +191,14 @@ tir_status cg_lower_elementwise(cg *g, const char *name) {
     bool need_coords = false;
     for (int k = 0; k < op->nin; k++) {
         const tir_type *t = &op->in[k]->type;
-        if (t->rank > 0 && !cg_same_dims(t, ot)) need_coords = true;
+        if (t->rank > 0 && !tir_type_same_dims(t, ot)) need_coords = true;
     }
     LLVMValueRef coords[TIR_MAX_RANK];
     if (need_coords) cg_unravel(g, i, ot, coords);
     LLVMValueRef sv[3];
     for (int k = 0; k < op->nin; k++) {
         const tir_type *t = &op->in[k]->type;
-        LLVMValueRef off = cg_same_dims(t, ot) ? i
+        LLVMValueRef off = tir_type_same_dims(t, ot) ? i
                            : t->rank == 0  ? cg_i64(g, 0)
                                            : cg_bcast_offset(g, t, ot->rank, coords);
         sv[k] = cg_load(g, t->dtype, g->buf[k], off);

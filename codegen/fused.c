@@ -104,7 +104,7 @@ static void use_region_types(cg *g, const tir_func *R) {
 }
 
 static bool same_layout(const tir_type *a, const tir_type *b) {
-    return cg_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
+    return tir_type_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
 }
 
 /* The value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
@@ -146,7 +146,7 @@ static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const tir_typ
 #define TAINT(v) ((v)->id >= 0 && (v)->id < R->nvalues && t[(v)->id])
     for (int j = 0; j < fop->nin && j < R->nparams && j < 32; j++) {
         const tir_value *p = R->params[j];
-        if (p->id < 0 || p->id >= R->nvalues || !cg_same_dims(&p->type, space) || shares_storage(fop, j)) continue;
+        if (p->id < 0 || p->id >= R->nvalues || !tir_type_same_dims(&p->type, space) || shares_storage(fop, j)) continue;
         /* some result written per element may take it, and none written otherwise could */
         bool fits = false, other = false;
         for (int r = 0; r < R->nres; r++) {
@@ -164,7 +164,7 @@ static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const tir_typ
             for (int k = 0; k < op->nin; k++) any |= TAINT(op->in[k]);
             if (!any) continue;
             if (tir_op_is_elementwise(op->code)) {
-                ok = op->nout == 1 && cg_same_dims(&op->out[0]->type, space) && op->out[0]->id >= 0 &&
+                ok = op->nout == 1 && tir_type_same_dims(&op->out[0]->type, space) && op->out[0]->id >= 0 &&
                      op->out[0]->id < R->nvalues;
                 if (ok) t[op->out[0]->id] = true;
                 continue;
@@ -219,10 +219,10 @@ static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, 
     const tir_func *R = f->R;
     const tir_type *ot = &R->results[0]->type;
     for (int r = 1; r < R->nres; r++)
-        if (!cg_same_dims(&R->results[r]->type, ot))
+        if (!tir_type_same_dims(&R->results[r]->type, ot))
             return cg_fail(g, TIR_ERR_UNSUPPORTED, "fused codegen: elementwise results of different shapes");
     int vec = fe_clamp_vec(vreq);
-    if (ot->rank == 0 || !fe_multiple_of(g->ctx, ot->dims[ot->rank - 1], vec)) vec = 1;
+    if (ot->rank == 0 || !tir_dim_multiple_of(g->ctx, ot->dims[ot->rank - 1], vec)) vec = 1;
     f->vec = vec;
     use_region_types(g, R);
     cg_use_type(g, ot);
@@ -952,7 +952,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
         const char *why = NULL;
         if (op->code == TIR_OP_ARGMAX || (op->code == TIR_OP_MEAN && !tir_dtype_is_float(xt->dtype)))
             why = "argmax or an integer mean";
-        else if (!plan.r[i].rowval && !cg_same_dims(xt, plan.F)) why = "reductions of different shapes";
+        else if (!plan.r[i].rowval && !tir_type_same_dims(xt, plan.F)) why = "reductions of different shapes";
         else if (plan.r[i].level >= TIR_ROW_GRID_LEVEL && plan.r[i].kind != TIR_RR_GRID)
             why = "a row reduction of a value reduced across rows";
         if (why) {
@@ -1032,7 +1032,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
             else bad = "a result of a reduction across rows that is neither one value nor a column";
             continue;
         }
-        if (cg_same_dims(t, F)) continue;
+        if (tir_type_same_dims(t, F)) continue;
         if (cg_numel_dim(g, t) == rows_d) {
             per_row[r] = true;
             continue;
@@ -1048,7 +1048,7 @@ static tir_status lower_rows(fx *f, const tir_op *fop, const char *name, const t
     }
 
     int vec = fe_clamp_vec(fe_sched_int(sched, "vector", 1));
-    if (!rk.suffix || !fe_multiple_of(g->ctx, F->dims[F->rank - 1], vec)) vec = 1;
+    if (!rk.suffix || !tir_dim_multiple_of(g->ctx, F->dims[F->rank - 1], vec)) vec = 1;
     f->vec = vec;
     int64_t warps = fe_sched_int(sched, "warps", 8), rpb = fe_sched_int(sched, "rows_per_block", 1);
     if (warps < 1) warps = 1;

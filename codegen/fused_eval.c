@@ -5,14 +5,6 @@
 
 /* ---------------------------------------------------------------- small helpers */
 
-bool fe_multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
-    int64_t x;
-    if (v <= 1) return true;
-    if (tir_dim_is_const(d, &x)) return x % v == 0;
-    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
-    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
-}
-
 int64_t fe_sched_int(const tir_attr_value *s, const char *key, int64_t dflt) {
     const tir_attr_value *e = tir_dict_get(s, key);
     if (!e) return dflt;
@@ -77,7 +69,7 @@ void fe_bcast_crd(cg *g, const fe_crd *co, const tir_type *ot, const tir_type *x
         xc->c[j] = one ? cg_i64(g, 0) : co->c[j + off];
         if (!one && co->lane == j + off) xc->lane = j;
     }
-    bool same = cg_same_dims(xt, ot);
+    bool same = tir_type_same_dims(xt, ot);
     xc->flat = same ? co->flat : NULL;
     xc->flat_t = same ? co->flat_t : NULL;
 }
@@ -103,7 +95,7 @@ static LLVMValueRef stage_at(fe_ctx *f, const tir_value *v, const fe_crd *co, si
     cg *g = f->g;
     int i = v->index;
     if (!f->stage_mode || !f->stage_smem || i < 0 || i >= FE_MAX_STAGED || !co->flat || co->flat_t != f->stage_F ||
-        !cg_same_dims(&v->type, f->stage_F))
+        !tir_type_same_dims(&v->type, f->stage_F))
         return NULL;
     if (f->stage_off[i] < 0) {
         int64_t bytes = (f->stage_L * (int64_t)es + 15) / 16 * 16;
@@ -142,7 +134,7 @@ static void load_param(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValu
     tir_dtype dt = t->dtype;
     LLVMValueRef buf = g->buf[v->index];
     LLVMTypeRef st = cg_stype(g, dt);
-    LLVMValueRef off = co->flat && co->flat_t && cg_same_dims(t, co->flat_t) ? co->flat
+    LLVMValueRef off = co->flat && co->flat_t && tir_type_same_dims(t, co->flat_t) ? co->flat
                                                                              : cg_offset(g, t, (LLVMValueRef *)co->c);
     if (co->lane < 0 || f->vec == 1) {
         splat(f, out, cg_widen(g, dt, cg_load(g, dt, buf, off)));
@@ -150,7 +142,7 @@ static void load_param(fe_ctx *f, const tir_value *v, const fe_crd *co, LLVMValu
     }
     if (co->lane == t->rank - 1) {
         size_t es = tir_dtype_size(dt);
-        bool al = co->aligned && fe_multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
+        bool al = co->aligned && tir_dim_multiple_of(g->ctx, t->dims[t->rank - 1], f->vec);
         LLVMValueRef sp = al ? stage_at(f, v, co, es) : NULL;
         if (dt == TIR_BF16 && al) {
             /* aligned bf16 pairs as 32-bit words: the low lane is w << 16, the high lane
@@ -227,11 +219,11 @@ static int move_crd(fe_ctx *f, const tir_op *op, const fe_crd *co, fe_crd *xc) {
     case TIR_OP_RESHAPE: {
         if (co->lane >= 0 &&
             !(co->lane == vt->rank - 1 && co->aligned && xt->rank > 0 &&
-              fe_multiple_of(g->ctx, vt->dims[vt->rank - 1], f->vec) &&
-              fe_multiple_of(g->ctx, xt->dims[xt->rank - 1], f->vec)))
+              tir_dim_multiple_of(g->ctx, vt->dims[vt->rank - 1], f->vec) &&
+              tir_dim_multiple_of(g->ctx, xt->dims[xt->rank - 1], f->vec)))
             return 0;
         /* the same flat index in both shapes */
-        LLVMValueRef lin = co->flat && co->flat_t && cg_same_dims(vt, co->flat_t) ? co->flat
+        LLVMValueRef lin = co->flat && co->flat_t && tir_type_same_dims(vt, co->flat_t) ? co->flat
                                                                                   : cg_offset(g, vt, (LLVMValueRef *)co->c);
         xc->rank = xt->rank;
         cg_unravel(g, lin, xt, xc->c);

@@ -92,8 +92,6 @@ void fe_stage_flush(fe_ctx *f);
 enum { FE_APPROX = 1, FE_APPROX_16 = 2 };
 unsigned char *fe_approx_set(const tir_func *R, const tir_op *const *ignore, int nignore);
 
-/* d is structurally a multiple of v (true for v <= 1) */
-bool fe_multiple_of(tir_context *c, const tir_dim *d, int64_t v);
 /* a schedule's integer (or bool) entry, or dflt */
 int64_t fe_sched_int(const tir_attr_value *s, const char *key, int64_t dflt);
 /* a schedule's vector request as a lane count: the largest power of two <= v and FE_MAXV */

@@ -160,7 +160,7 @@ static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, i
     int64_t left = list_at(sched, "part_results", 0, -1);
     for (int r = 0; r < R->nres; r++) {
         const tir_type *t = &R->results[r]->type;
-        bool cut = r == 0 || !cg_same_dims(t, p[n - 1].t) || left == 0;
+        bool cut = r == 0 || !tir_type_same_dims(t, p[n - 1].t) || left == 0;
         if (left == 0) left = list_at(sched, "part_results", ++sp, -1);
         if (cut) {
             int64_t v = list_at(sched, "part_vectors", sp, 1), ta = list_at(sched, "part_thread_axes", sp, -1);
@@ -172,7 +172,7 @@ static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, i
     }
     for (int i = 0; i < n; i++) {
         const tir_type *t = p[i].t;
-        if (t->rank == 0 || !fe_multiple_of(g->ctx, t->dims[t->rank - 1], p[i].vec)) p[i].vec = 1;
+        if (t->rank == 0 || !tir_dim_multiple_of(g->ctx, t->dims[t->rank - 1], p[i].vec)) p[i].vec = 1;
         int64_t D = 1;
         if (p[i].ta < 0 || p[i].ta >= t->rank - 1 || !tir_dim_is_const(t->dims[p[i].ta], &D) || D < 1 || D > 4)
             p[i].ta = -1, D = 1;
@@ -185,7 +185,7 @@ static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, i
 }
 
 static bool same_layout(const tir_type *a, const tir_type *b) {
-    return cg_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
+    return tir_type_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
 }
 
 /* The value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
@@ -242,7 +242,7 @@ static bool inplace_pairs(const tir_op *fop, const tir_func *R, const part *p, i
             bool any = false;
             for (int k = 0; k < op->nin; k++) any |= TAINT(op->in[k]);
             if (!any) continue;
-            good = tir_op_is_elementwise(op->code) && op->nout == 1 && cg_same_dims(&op->out[0]->type, &pv->type) &&
+            good = tir_op_is_elementwise(op->code) && op->nout == 1 && tir_type_same_dims(&op->out[0]->type, &pv->type) &&
                    op->out[0]->id >= 0 && op->out[0]->id < R->nvalues;
             if (good) t[op->out[0]->id] = true;
         }
@@ -254,7 +254,7 @@ static bool inplace_pairs(const tir_op *fop, const tir_func *R, const part *p, i
             if (qj < 0) qj = rp[r];
             good = rp[r] == qj;
         }
-        if (good && qj >= 0 && cg_same_dims(p[qj].t, &pv->type)) q[j] = qj;
+        if (good && qj >= 0 && tir_type_same_dims(p[qj].t, &pv->type)) q[j] = qj;
     }
 #undef TAINT
 #define CAND(j, r) (q[j] >= 0 && q[j] == rp[r] && same_layout(&R->results[r]->type, &R->params[j]->type))

@@ -463,9 +463,4 @@ LLVMValueRef cg_offset(cg *g, const tir_type *t, LLVMValueRef *coords) {
     return cg_bcast_offset(g, t, t->rank, coords);
 }
 
-bool cg_same_dims(const tir_type *a, const tir_type *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
+

@@ -191,12 +191,6 @@ void tir_mma_pick_config(const tir_op *op, tir_mma_config *cfg) {
                                 .stages = 3, .group_m = 8, .wgmma = false};
 }
 
-/* d is a multiple of 8 for every binding of its symbols */
-static bool mult8(tir_context *ctx, const tir_dim *d) {
-    int64_t v;
-    if (tir_dim_is_const(d, &v)) return v % 8 == 0;
-    return ctx && tir_dim_exact_div(ctx, d, tir_dim_const(ctx, 8)) != NULL;
-}
 
 static bool tma_ok(const tir_op *op, const char *arch, bool wide_ok) {
     tir_dtype t;
@@ -205,7 +199,7 @@ static bool tma_ok(const tir_op *op, const char *arch, bool wide_ok) {
     tir_context *ctx = op->out[0]->func->module->ctx;
     const tir_type *ta = &op->in[0]->type, *tb = &op->in[1]->type;
     /* the contiguous dims: their length in bytes is every other dim's stride */
-    return mult8(ctx, ta->dims[ta->rank - 1]) && mult8(ctx, tb->dims[tb->rank - 1]);
+    return tir_dim_multiple_of(ctx, ta->dims[ta->rank - 1], 8) && tir_dim_multiple_of(ctx, tb->dims[tb->rank - 1], 8);
 }
 
 bool tir_matmul_tma_ok(const tir_op *op, const char *arch) { return tma_ok(op, arch, false); }
@@ -1553,7 +1547,7 @@ static const tir_op *region_matmul(const tir_op *fop, char *why, size_t n) {
         if (i < imm || !tir_op_is_elementwise(op->code))
             NO("%s is not an epilogue member", tir_ops[op->code].name);
         if (op->nout != 1 || op->nin > 3) NO("%s is not elementwise", tir_ops[op->code].name);
-        if (!cg_same_dims(&op->out[0]->type, &mmop->out[0]->type))
+        if (!tir_type_same_dims(&op->out[0]->type, &mmop->out[0]->type))
             NO("%s does not have the matmul's output shape", tir_ops[op->code].name);
         for (int j = 0; j < op->nin; j++) {
             const tir_value *v = op->in[j];
@@ -1562,14 +1556,14 @@ static const tir_op *region_matmul(const tir_op *fop, char *why, size_t n) {
             if (!v->def || param_cast(v)) {
                 if (!bcasts_to(&v->type, &mmop->out[0]->type))
                     NO("operand %d of %s does not broadcast to the output", j, tir_ops[op->code].name);
-            } else if (v->def->code != TIR_OP_FULL && !cg_same_dims(&v->type, &mmop->out[0]->type)) {
+            } else if (v->def->code != TIR_OP_FULL && !tir_type_same_dims(&v->type, &mmop->out[0]->type)) {
                 NO("operand %d of %s does not have the output shape", j, tir_ops[op->code].name);
             }
         }
     }
     const tir_value *res = r->results[0];
     if (!res->def || res->def->code == TIR_OP_FULL || res == mmop->in[0] || res == mmop->in[1] ||
-        !cg_same_dims(&res->type, &mmop->out[0]->type))
+        !tir_type_same_dims(&res->type, &mmop->out[0]->type))
         NO("the result is not the matmul's or an epilogue member's");
     return mmop;
 #undef NO

@@ -379,6 +379,15 @@ static bool mono_div(const dterm *a, const dterm *b, sterm *out) {
 
 /* multivariate long division: lead terms in a monomial order, so each step removes the lead
  * term of the remainder and the loop ends; the bound only guards pathological sizes */
+bool tir_dim_multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
+    int64_t x;
+    if (v <= 1) return true;
+    if (tir_dim_is_const(d, &x)) return x % v == 0;
+    if (!c) return false;
+    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
+    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
+}
+
 const tir_dim *tir_dim_exact_div(tir_context *c, const tir_dim *a, const tir_dim *b) {
     if (!c || !a || !b || b->nt == 0) return NULL;
     const tir_dim *q = tir_dim_const(c, 0), *r = a;

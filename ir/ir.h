@@ -91,6 +91,8 @@ const tir_dim *tir_dim_div(tir_context *c, const tir_dim *a, const tir_dim *b); 
 /* exact quotient a/b when b divides a structurally (e.g. (B*T*4)/(T*2) = 2*B), else NULL */
 const tir_dim *tir_dim_exact_div(tir_context *c, const tir_dim *a, const tir_dim *b);
 bool tir_dim_is_const(const tir_dim *d, int64_t *v); /* v may be NULL */
+/* d is a multiple of v for every binding: a constant multiple, or structurally (2*B*T of 2) */
+bool tir_dim_multiple_of(tir_context *c, const tir_dim *d, int64_t v);
 /* Canonical text, re-parsable by tir_dim_parse: "4096", "N", "B*T", "2*H + 1", "(N + 1)/2" */
 int tir_dim_print(const tir_dim *d, char *buf, size_t n); /* snprintf-like */
 /* Parse a dim expression: integers, symbols [A-Za-z_][A-Za-z0-9_]*, + - * / and parentheses. */
@@ -121,6 +123,8 @@ typedef struct tir_type {
 } tir_type;
 
 bool tir_type_equal(const tir_type *a, const tir_type *b);
+/* the same dims (rank and each dim), whatever the dtypes */
+bool tir_type_same_dims(const tir_type *a, const tir_type *b);
 int tir_type_print(const tir_type *t, char *buf, size_t n); /* "bf16[B*T, 4096]" */
 /* concrete shape under bindings */
 tir_status tir_type_eval(const tir_type *t, const tir_bindings *b, int64_t *dims);

@@ -476,12 +476,14 @@ tir_value *tir_ib_matmul(tir_ib *b, tir_value *x, tir_value *y, bool ta, bool tb
 
 /* ---------------------------------------------------------------- types */
 
-bool tir_type_equal(const tir_type *a, const tir_type *b) {
-    if (a->dtype != b->dtype || a->rank != b->rank) return false;
+bool tir_type_same_dims(const tir_type *a, const tir_type *b) {
+    if (a->rank != b->rank) return false;
     for (int i = 0; i < a->rank; i++)
         if (a->dims[i] != b->dims[i]) return false;
     return true;
 }
+
+bool tir_type_equal(const tir_type *a, const tir_type *b) { return a->dtype == b->dtype && tir_type_same_dims(a, b); }
 
 int tir_type_print(const tir_type *t, char *buf, size_t n) {
     size_t len = 0;

@@ -287,12 +287,6 @@ static void add_boundary(fa *a, int from, int to, const char *fmt, ...) {
 
 /* ------------------------------------------------------------------ shapes */
 
-static bool same_shape(const tir_type *a, const tir_type *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
 
 static unsigned red_mask(const tir_op *op) {
     int rank = op->in[0]->type.rank;
@@ -362,7 +356,7 @@ static bool grid_shape(tir_context *c, const space *s, const tir_type *t, unsign
 
 /* t against a reduction space: F itself, F with R kept as 1, F without R */
 static int row_shape(tir_context *c, const space *s, const tir_type *t) {
-    if (same_shape(t, &s->F)) return SH_FULL;
+    if (tir_type_same_dims(t, &s->F)) return SH_FULL;
     const tir_dim *one = tir_dim_const(c, 1);
     if (t->rank == s->F.rank) {
         bool ok = true;
@@ -456,7 +450,7 @@ static bool group_space(fa *a, const int *list, int n, space *s, char *why, size
             s->R = rowm ? rowm : R;
         }
         if (row_total(a->m->ctx, s, op)) continue;
-        if (same_shape(&s->F, &op->in[0]->type) && across_rows(s, R)) {
+        if (tir_type_same_dims(&s->F, &op->in[0]->type) && across_rows(s, R)) {
             /* a column sum keeps its partials in registers: rows of a constant length that fit */
             int64_t len = 1, d;
             for (int k = 0; k < s->F.rank; k++)
@@ -468,7 +462,7 @@ static bool group_space(fa *a, const int *list, int n, space *s, char *why, size
             }
             continue;
         }
-        if (!same_shape(&s->F, &op->in[0]->type) || s->R != R) {
+        if (!tir_type_same_dims(&s->F, &op->in[0]->type) || s->R != R) {
             say(why, wn, "%s reduces %s over axes %s, the kernel's rows are %s over axes %s",
                      tir_ops[op->code].name, shp(&op->in[0]->type).s, axes_str(R, op->in[0]->type.rank).s,
                      shp(&s->F).s, axes_str(s->R, s->F.rank).s);
@@ -485,7 +479,7 @@ static bool group_space(fa *a, const int *list, int n, space *s, char *why, size
         if (!have) {
             s->F = *t;
             have = true;
-        } else if (!same_shape(&s->F, t)) {
+        } else if (!tir_type_same_dims(&s->F, t)) {
             say(why, wn, "its results would have two shapes, %s and %s (one iteration space per kernel)",
                      shp(&s->F).s, shp(t).s);
             return false;
@@ -600,7 +594,7 @@ static bool legal(fa *a, int ga, int gb, char *why, size_t wn) {
             say(why, wn, "%s is used outside: a movement op folds only into the kernels of its consumers",
                      tir_ops[op->code].name);
             ok = false;
-        } else if (out && !s.red && !same_shape(&op->out[0]->type, &s.F)) {
+        } else if (out && !s.red && !tir_type_same_dims(&op->out[0]->type, &s.F)) {
             say(why, wn, "%s's result %s is needed outside, but the kernel iterates over %s",
                      tir_ops[op->code].name, shp(&op->out[0]->type).s, shp(&s.F).s);
             ok = false;

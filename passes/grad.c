@@ -27,12 +27,6 @@ typedef struct gctx {
 
 static bool is_float(const tir_value *v) { return tir_dtype_is_float(v->type.dtype); }
 
-static bool dims_equal(const tir_type *a, const tir_type *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
 
 static bool dim_is(const tir_dim *d, int64_t v) {
     int64_t x;
@@ -44,7 +38,7 @@ static bool dim_is(const tir_dim *d, int64_t v) {
  * case of g having 1 where t has more (a rule whose gradient is constant along an axis)
  * broadcasts. */
 static tir_value *unbroadcast(tir_ib *b, tir_value *g, const tir_type *t) {
-    if (!g || dims_equal(&g->type, t)) return g;
+    if (!g || tir_type_same_dims(&g->type, t)) return g;
     const tir_type *gt = &g->type;
     if (gt->rank < t->rank) return tir_ib_broadcast(b, g, t->rank, t->dims);
     int lead = gt->rank - t->rank, n = 0;
@@ -72,7 +66,7 @@ static tir_value *unbroadcast(tir_ib *b, tir_value *g, const tir_type *t) {
     tir_value *s = n ? tir_ib_reduce(b, TIR_OP_SUM, g, n, axes, false) : g;
     tir_type want = *t;
     for (int k = 0; k < t->rank; k++) want.dims[k] = kept[k];
-    if (s && !dims_equal(&s->type, &want)) s = tir_ib_reshape(b, s, t->rank, want.dims);
+    if (s && !tir_type_same_dims(&s->type, &want)) s = tir_ib_reshape(b, s, t->rank, want.dims);
     if (s && widen) s = tir_ib_broadcast(b, s, t->rank, t->dims);
     return s;
 }

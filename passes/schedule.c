@@ -23,20 +23,6 @@
  *   reduce       (R not innermost) warps, vector = 1. */
 #include "passes.h"
 
-static bool same_dims(const tir_type *a, const tir_type *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
-
-static bool multiple_of(tir_context *c, const tir_dim *d, int64_t v) {
-    int64_t x;
-    if (tir_dim_is_const(d, &x)) return x % v == 0;
-    const tir_dim *q = tir_dim_exact_div(c, d, tir_dim_const(c, v));
-    return q && tir_dim_mul(c, q, tir_dim_const(c, v)) == d;
-}
-
 static int64_t next_pow2(int64_t x) {
     int64_t p = 1;
     while (p < x && p < ((int64_t)1 << 40)) p <<= 1;
@@ -49,15 +35,15 @@ static int64_t next_pow2(int64_t x) {
 static int vector_width(tir_context *c, const tir_func *R, const tir_type *F, const tir_dim *len) {
     size_t e = 0;
     for (int i = 0; i < R->nparams; i++)
-        if (same_dims(&R->params[i]->type, F) && tir_dtype_size(R->params[i]->type.dtype) > e)
+        if (tir_type_same_dims(&R->params[i]->type, F) && tir_dtype_size(R->params[i]->type.dtype) > e)
             e = tir_dtype_size(R->params[i]->type.dtype);
     for (int i = 0; i < R->nres; i++)
-        if (same_dims(&R->results[i]->type, F) && tir_dtype_size(R->results[i]->type.dtype) > e)
+        if (tir_type_same_dims(&R->results[i]->type, F) && tir_dtype_size(R->results[i]->type.dtype) > e)
             e = tir_dtype_size(R->results[i]->type.dtype);
     if (!e) e = 4;
     int v = (int)(16 / e);
     if (!len) return 1;
-    while (v > 1 && !multiple_of(c, len, v)) v /= 2;
+    while (v > 1 && !tir_dim_multiple_of(c, len, v)) v /= 2;
     return v < 1 ? 1 : v;
 }
 
@@ -69,7 +55,7 @@ static int thread_axis(const tir_func *R, const tir_type *F) {
         const tir_op *op = R->ops[i];
         int ax;
         int64_t d;
-        if (op->code != TIR_OP_SLICE || !same_dims(&op->in[0]->type, F) ||
+        if (op->code != TIR_OP_SLICE || !tir_type_same_dims(&op->in[0]->type, F) ||
             !tir_norm_axis(tir_attr_int(op, "axis", 0), F->rank, &ax) || ax >= F->rank - 1 ||
             !tir_dim_is_const(F->dims[ax], &d) || d < 2 || d > 4)
             continue;
@@ -141,7 +127,7 @@ static int online_of(const tir_op *op, const tir_row_plan *p) {
     const tir_op *ex = op->in[0]->def;
     if (!ex || ex->code != TIR_OP_EXP) return -1;
     const tir_op *sb = ex->in[0]->def;
-    if (!sb || sb->code != TIR_OP_SUB || !same_dims(&sb->in[0]->type, F)) return -1;
+    if (!sb || sb->code != TIR_OP_SUB || !tir_type_same_dims(&sb->in[0]->type, F)) return -1;
     const tir_value *mv = unwrap_rowmap(sb->in[1]);
     for (int j = 0; j < p->nred; j++) {
         const tir_op *mo = p->r[j].op;
@@ -259,7 +245,7 @@ bool tir_fused_row_plan(const tir_func *R, bool online, tir_row_plan *p) {
                           mk == (op->in[0]->type.rank ? (1u << op->in[0]->type.rank) - 1 : 0);
             if (rows_split && DL(op->in[0]) < TIR_ROW_GRID_LEVEL &&
                 (rowval || (mk != p->rowmask && (mk == full || mk == (full & ~p->rowmask)) &&
-                            same_dims(&op->in[0]->type, F)))) {
+                            tir_type_same_dims(&op->in[0]->type, F)))) {
                 /* folded in the write sweep (a row value: once per row) into partials; what
                  * depends on it waits for every row */
                 s->kind = TIR_RR_GRID;
@@ -363,7 +349,7 @@ static int decide(tir_module *m, const tir_func *R, tir_attr_value *s) {
         }
     }
     bool full = plan.ngrid > plan.nrowval; /* a result per element, or partials: the write sweep */
-    for (int i = 0; i < R->nres; i++) full |= same_dims(&R->results[i]->type, F);
+    for (int i = 0; i < R->nres; i++) full |= tir_type_same_dims(&R->results[i]->type, F);
     s[n++] = tir_a_str("kind", "row");
     s[n++] = tir_a_int("rows_per_block", rows);
     s[n++] = tir_a_int("warps", warps);
@@ -377,7 +363,7 @@ static int decide(tir_module *m, const tir_func *R, tir_attr_value *s) {
     if (!regs && len && tir_dim_is_const(len, &Lk) && Lk > 0 && rows == 1 && !plan.ngrid &&
         plan.nsweeps + full >= 2) {
         for (int i = 0; i < R->nparams; i++)
-            if (same_dims(&R->params[i]->type, F)) stage += Lk * (int64_t)tir_dtype_size(R->params[i]->type.dtype);
+            if (tir_type_same_dims(&R->params[i]->type, F)) stage += Lk * (int64_t)tir_dtype_size(R->params[i]->type.dtype);
         if (stage > 65536) stage = 0;
     }
     /* each thread loads `unroll` vectors before it uses one, so that enough bytes are in flight
