@@ -103,24 +103,6 @@ static void use_region_types(cg *g, const tir_func *R) {
         for (int j = 0; j < R->ops[i]->nout; j++) cg_use_type(g, &R->ops[i]->out[j]->type);
 }
 
-static bool same_layout(const tir_type *a, const tir_type *b) {
-    return tir_type_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
-}
-
-/* The value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
-static const tir_value *storage_of(const tir_value *v) {
-    while (v->def && v->def->code == TIR_OP_RESHAPE && v->def->nin == 1) v = v->def->in[0];
-    return v;
-}
-
-/* another operand of the fused op is a view of operand j's storage (or j of its): its reads of
- * that memory go by its own indices, through a noalias read-only pointer */
-static bool shares_storage(const tir_op *fop, int j) {
-    for (int k = 0; k < fop->nin; k++)
-        if (k != j && storage_of(fop->in[k]) == storage_of(fop->in[j])) return true;
-    return false;
-}
-
 /* In place (codegen.h, tir_kernel.inplace_ok): bit j when a result of operand j's dims and
  * element size may be written over operand j. That needs every element of j read only by the
  * thread that writes the same element, before it writes it. Element c of a value over the
@@ -146,11 +128,11 @@ static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const tir_typ
 #define TAINT(v) ((v)->id >= 0 && (v)->id < R->nvalues && t[(v)->id])
     for (int j = 0; j < fop->nin && j < R->nparams && j < 32; j++) {
         const tir_value *p = R->params[j];
-        if (p->id < 0 || p->id >= R->nvalues || !tir_type_same_dims(&p->type, space) || shares_storage(fop, j)) continue;
+        if (p->id < 0 || p->id >= R->nvalues || !tir_type_same_dims(&p->type, space) || fe_shares_storage(fop, j)) continue;
         /* some result written per element may take it, and none written otherwise could */
         bool fits = false, other = false;
         for (int r = 0; r < R->nres; r++) {
-            bool same = same_layout(&R->results[r]->type, &p->type);
+            bool same = fe_same_layout(&R->results[r]->type, &p->type);
             if (excl && excl[r]) other |= same;
             else fits |= same;
         }
@@ -197,17 +179,19 @@ static unsigned inplace_mask(const tir_op *fop, const tir_func *R, const tir_typ
  * them (those of an in-place operand's dims and element size): they stay plain pointers, so
  * their loads are coherent and stay before the stores that may hit them. */
 static void mark_buffers(cg *g, const tir_op *fop, unsigned inplace) {
-    unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
-    unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
     int nin = fop->nin;
-    for (int i = 0; i < g->nbuf; i++) {
-        bool plain = i < nin && i < 32 && (inplace >> i & 1);
-        for (int j = 0; i >= nin && i < nin + fop->nout && j < nin && j < 32 && !plain; j++)
-            plain = (inplace >> j & 1) && same_layout(&fop->out[i - nin]->type, &fop->in[j]->type);
-        if (plain) continue;
-        LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
-        if (i < nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
+    bool *plain = calloc((size_t)(g->nbuf > 0 ? g->nbuf : 1), sizeof *plain);
+    if (!plain) {
+        cg_fail(g, TIR_ERR_OOM, "out of memory");
+        return;
     }
+    for (int i = 0; i < g->nbuf; i++) {
+        plain[i] = i < nin && i < 32 && (inplace >> i & 1);
+        for (int j = 0; i >= nin && i < nin + fop->nout && j < nin && j < 32 && !plain[i]; j++)
+            plain[i] = (inplace >> j & 1) && fe_same_layout(&fop->out[i - nin]->type, &fop->in[j]->type);
+    }
+    fe_mark_buffers(g, nin, plain);
+    free(plain);
     g->k->inplace_ok = inplace;
 }
 
@@ -232,43 +216,23 @@ static tir_status lower_elementwise(fx *f, const tir_op *fop, const char *name, 
     mark_buffers(g, fop, inplace);
     LLVMBuilderRef B = g->B;
 
-    /* thread_axis a (schedule): a short axis the thread walks whole, with constant coordinates,
+    /* thread_axis (schedule): a short axis the thread walks whole, with constant coordinates,
      * so that slices along it (RoPE's two halves) are loaded once for all of its elements */
-    int64_t ta = fe_sched_int(sched, "thread_axis", -1), D = 1;
-    if (ta < 0 || ta >= ot->rank - 1 || !tir_dim_is_const(ot->dims[ta], &D) || D < 1 || D > 4) ta = -1, D = 1;
-    tir_type it = *ot; /* the threads' space: out with axis ta collapsed */
-    if (ta >= 0) it.dims[ta] = tir_dim_const(g->ctx, 1);
-    cg_use_type(g, &it);
+    int ta = (int)fe_sched_int(sched, "thread_axis", -1);
+    tir_type it; /* the threads' space: out with the thread axis collapsed */
+    int64_t D = fe_thread_space(g->ctx, ot, &ta, &it);
 
     // out is (D0, ..., Dr-1); thread i computes elements i*vec .. i*vec + vec-1 of every result
-    // (of `it`, at each coordinate 0..D-1 along ta)
+    // (of `it`, at each coordinate 0..D-1 along ta); every operand's load issued before the math
+    // that uses the first (SwiGLU: b's 16 bytes are in flight while silu(a) is computed)
     LLVMValueRef n = cg_numel(g, &it);
     LLVMValueRef nv = vec > 1 ? LLVMBuildUDiv(B, n, cg_i64(g, vec), "") : n;
     cg_loop l;
     LLVMValueRef i = cg_grid_loop_begin(g, &l, nv);
     LLVMValueRef base = vec > 1 ? LLVMBuildMul(B, i, cg_i64(g, vec), "") : i;
     crd co[4];
-    co[0] = (crd){.rank = ot->rank, .lane = vec > 1 ? ot->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = ot};
-    cg_unravel(g, base, &it, co[0].c);
-    for (int k = 0; ta >= 0 && k < D; k++) {
-        co[k] = co[0];
-        co[k].c[ta] = cg_i64(g, k);
-        co[k].flat = cg_offset(g, ot, co[k].c);
-    }
-    int nres = R->nres * (int)D;
-    LLVMValueRef vals[8][MAXV];
-    LLVMValueRef (*lanes)[MAXV] = nres <= 8 ? vals : malloc((size_t)nres * sizeof *lanes);
-    if (!lanes) return cg_fail(g, TIR_ERR_OOM, "out of memory");
-    // every operand's load issued before the math that uses the first (SwiGLU: b's 16 bytes are
-    // in flight while silu(a) is computed)
-    for (int k = 0; k < D; k++)
-        for (int r = 0; r < R->nres; r++) fe_prefetch(f, R->results[r], &co[k]);
-    for (int k = 0; k < D; k++)
-        for (int r = 0; r < R->nres; r++) fe_eval(f, R->results[r], &co[k], lanes[k * R->nres + r]);
-    for (int k = 0; k < D; k++)
-        for (int r = 0; r < R->nres; r++)
-            fe_store_lanes(f, R->results[r]->type.dtype, g->buf[fop->nin + r], co[k].flat, lanes[k * R->nres + r], vec);
-    if (lanes != vals) free(lanes);
+    fe_thread_crds(f, ot, &it, base, ta, D, co);
+    fe_write_results(f, R, 0, R->nres, co, (int)D, g->buf + fop->nin, true);
     f->nm = 0;
     cg_for_end(g, &l);
     LLVMBuildRetVoid(B);

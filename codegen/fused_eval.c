@@ -19,6 +19,32 @@ int fe_clamp_vec(int64_t v) {
     return r;
 }
 
+bool fe_same_layout(const tir_type *a, const tir_type *b) {
+    return tir_type_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
+}
+
+/* the value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
+static const tir_value *storage_of(const tir_value *v) {
+    while (v->def && v->def->code == TIR_OP_RESHAPE && v->def->nin == 1) v = v->def->in[0];
+    return v;
+}
+
+bool fe_shares_storage(const tir_op *fop, int j) {
+    for (int k = 0; k < fop->nin; k++)
+        if (k != j && storage_of(fop->in[k]) == storage_of(fop->in[j])) return true;
+    return false;
+}
+
+void fe_mark_buffers(cg *g, int nin, const bool *plain) {
+    unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
+    unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
+    for (int i = 0; i < g->nbuf; i++) {
+        if (plain[i]) continue;
+        LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
+        if (i < nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
+    }
+}
+
 /* buffers are 16-byte aligned: no access may promise more, whatever its width */
 static unsigned cap_align(size_t a) { return (unsigned)(a > 16 ? 16 : a); }
 
@@ -359,6 +385,46 @@ void fe_store_lanes(fe_ctx *f, tir_dtype dt, LLVMValueRef buf, LLVMValueRef off,
     }
     LLVMValueRef s = LLVMBuildStore(g->B, vv, cg_gep(g, st, buf, off));
     LLVMSetAlignment(s, cap_align(tir_dtype_size(dt) * (size_t)n));
+}
+
+/* ---------------------------------------------------------------- a thread's elements */
+
+int64_t fe_thread_space(tir_context *c, const tir_type *t, int *ta, tir_type *it) {
+    int64_t D = 1;
+    *it = *t;
+    if (*ta < 0 || *ta >= t->rank - 1 || !tir_dim_is_const(t->dims[*ta], &D) || D < 1 || D > 4) {
+        *ta = -1;
+        return 1;
+    }
+    it->dims[*ta] = tir_dim_const(c, 1);
+    return D;
+}
+
+void fe_thread_crds(fe_ctx *f, const tir_type *t, const tir_type *it, LLVMValueRef base, int ta, int64_t D, fe_crd *co) {
+    cg *g = f->g;
+    co[0] = (fe_crd){.rank = t->rank, .lane = f->vec > 1 ? t->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = t};
+    cg_unravel(g, base, it, co[0].c);
+    for (int k = 0; ta >= 0 && k < D; k++) {
+        co[k] = co[0];
+        co[k].c[ta] = cg_i64(g, k);
+        co[k].flat = cg_offset(g, t, co[k].c);
+    }
+}
+
+void fe_write_results(fe_ctx *f, const tir_func *R, int r0, int nr, const fe_crd *co, int n, LLVMValueRef *bufs, bool prefetch) {
+    LLVMValueRef (*lanes)[FE_MAXV] = malloc((size_t)(nr * n > 0 ? nr * n : 1) * sizeof *lanes);
+    if (!lanes) {
+        cg_fail(f->g, TIR_ERR_OOM, "out of memory");
+        return;
+    }
+    for (int k = 0; prefetch && k < n; k++)
+        for (int r = 0; r < nr; r++) fe_prefetch(f, R->results[r0 + r], &co[k]);
+    for (int k = 0; k < n; k++)
+        for (int r = 0; r < nr; r++) fe_eval(f, R->results[r0 + r], &co[k], lanes[k * nr + r]);
+    for (int k = 0; k < n; k++)
+        for (int r = 0; r < nr; r++)
+            fe_store_lanes(f, R->results[r0 + r]->type.dtype, bufs[r], co[k].flat, lanes[k * nr + r], f->vec);
+    free(lanes);
 }
 
 /* ---------------------------------------------------------------- approximation (fused_eval.h) */

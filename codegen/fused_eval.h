@@ -92,6 +92,30 @@ void fe_stage_flush(fe_ctx *f);
 enum { FE_APPROX = 1, FE_APPROX_16 = 2 };
 unsigned char *fe_approx_set(const tir_func *R, const tir_op *const *ignore, int nignore);
 
+/* the same dims and element size: one may be written over the other */
+bool fe_same_layout(const tir_type *a, const tir_type *b);
+/* another operand of the fused op is a view of operand j's storage (or j of its): its reads of
+ * that memory go by its own indices, so j may not be written over in place */
+bool fe_shares_storage(const tir_op *fop, int j);
+/* noalias on every buffer of the kernel and readonly on its nin operands, but for those marked
+ * plain (written over in place, or holding an operand written over): operands are then read
+ * with ld.global.nc and LLVM may move loads past stores, plain ones keep their order */
+void fe_mark_buffers(cg *g, int nin, const bool *plain);
+
+/* A thread axis (schedule thread_axis, part_thread_axes; docs/tir.md §11.1): axis *ta of t, not
+ * the innermost, of constant size 1..4, that one thread walks whole with constant coordinates.
+ * Returns its size D and sets *it to t with the axis collapsed (the threads' space); a request
+ * that is not such an axis gives *ta = -1, D = 1 and *it = t. */
+int64_t fe_thread_space(tir_context *c, const tir_type *t, int *ta, tir_type *it);
+/* the coordinates of the D elements of t a thread owns: base (a flat index of it, a multiple of
+ * f->vec, the lanes along the innermost axis) at each coordinate 0..D-1 along ta (co[0] alone
+ * when ta < 0) */
+void fe_thread_crds(fe_ctx *f, const tir_type *t, const tir_type *it, LLVMValueRef base, int ta, int64_t D, fe_crd *co);
+/* results r0 .. r0+nr-1 of region R at co[0..n): when prefetch, every load issued before the
+ * math that uses the first; every result evaluated before the first store; vector stores into
+ * bufs[0..nr) */
+void fe_write_results(fe_ctx *f, const tir_func *R, int r0, int nr, const fe_crd *co, int n, LLVMValueRef *bufs, bool prefetch);
+
 /* a schedule's integer (or bool) entry, or dflt */
 int64_t fe_sched_int(const tir_attr_value *s, const char *key, int64_t dflt);
 /* a schedule's vector request as a lane count: the largest power of two <= v and FE_MAXV */

@@ -107,27 +107,11 @@ static void emit_part(hk *h, int pi) {
     LLVMValueRef u = cg_for_begin(g, &l, LLVMBuildAdd(B, u0, tid, ""), u1, cg_sreg(g, "ntid.x"));
     LLVMValueRef base = p->vec > 1 ? LLVMBuildMul(B, u, cg_i64(g, p->vec), "") : u;
     crd co[4];
-    co[0] = (crd){.rank = ot->rank, .lane = p->vec > 1 ? ot->rank - 1 : -1, .aligned = true, .flat = base, .flat_t = ot};
-    cg_unravel(g, base, &p->it, co[0].c);
-    for (int k = 0; p->ta >= 0 && k < D; k++) {
-        co[k] = co[0];
-        co[k].c[p->ta] = cg_i64(g, k);
-        co[k].flat = cg_offset(g, ot, co[k].c);
-    }
-    LLVMValueRef (*lanes)[FE_MAXV] = malloc((size_t)(nr * D) * sizeof *lanes);
-    if (!lanes) cg_fail(g, TIR_ERR_OOM, "out of memory");
-    f->nm = 0;
+    fe_thread_crds(f, ot, &p->it, base, p->ta, D, co);
     /* every result evaluated (its loads issued) before the first store; along a thread axis,
      * every load issued before the math that uses the first */
-    for (int k = 0; lanes && D > 1 && k < D; k++)
-        for (int r = 0; r < nr; r++) fe_prefetch(f, h->R->results[p->r0 + r], &co[k]);
-    for (int k = 0; lanes && k < D; k++)
-        for (int r = 0; r < nr; r++) fe_eval(f, h->R->results[p->r0 + r], &co[k], lanes[k * nr + r]);
-    for (int k = 0; lanes && k < D; k++)
-        for (int r = 0; r < nr; r++)
-            fe_store_lanes(f, h->R->results[p->r0 + r]->type.dtype, g->buf[nin + p->r0 + r], co[k].flat,
-                           lanes[k * nr + r], p->vec);
-    free(lanes);
+    f->nm = 0;
+    fe_write_results(f, h->R, p->r0, nr, co, D, g->buf + nin + p->r0, D > 1);
     f->nm = 0;
     cg_for_end(g, &l);
     LLVMBuildBr(B, h->latch);
@@ -173,33 +157,10 @@ static part *find_parts(cg *g, const tir_func *R, const tir_attr_value *sched, i
     for (int i = 0; i < n; i++) {
         const tir_type *t = p[i].t;
         if (t->rank == 0 || !tir_dim_multiple_of(g->ctx, t->dims[t->rank - 1], p[i].vec)) p[i].vec = 1;
-        int64_t D = 1;
-        if (p[i].ta < 0 || p[i].ta >= t->rank - 1 || !tir_dim_is_const(t->dims[p[i].ta], &D) || D < 1 || D > 4)
-            p[i].ta = -1, D = 1;
-        p[i].D = D;
-        p[i].it = *t;
-        if (p[i].ta >= 0) p[i].it.dims[p[i].ta] = tir_dim_const(g->ctx, 1);
+        p[i].D = fe_thread_space(g->ctx, t, &p[i].ta, &p[i].it);
     }
     *np = n;
     return p;
-}
-
-static bool same_layout(const tir_type *a, const tir_type *b) {
-    return tir_type_same_dims(a, b) && tir_dtype_size(a->dtype) == tir_dtype_size(b->dtype);
-}
-
-/* The value whose storage v is (a reshape of a contiguous buffer is a view of it: no kernel) */
-static const tir_value *storage_of(const tir_value *v) {
-    while (v->def && v->def->code == TIR_OP_RESHAPE && v->def->nin == 1) v = v->def->in[0];
-    return v;
-}
-
-/* another operand of the fused op is a view of operand j's storage (or j of its): its reads of
- * that memory go by its own indices, through a noalias read-only pointer */
-static bool shares_storage(const tir_op *fop, int j) {
-    for (int k = 0; k < fop->nin; k++)
-        if (k != j && storage_of(fop->in[k]) == storage_of(fop->in[j])) return true;
-    return false;
 }
 
 /* In place (codegen.h, tir_kernel.inplace_of): pair[r] = the operand result r may be written
@@ -233,7 +194,7 @@ static bool inplace_pairs(const tir_op *fop, const tir_func *R, const part *p, i
     for (int j = 0; j < nin; j++) {
         q[j] = -1;
         const tir_value *pv = R->params[j];
-        if (pv->id < 0 || pv->id >= R->nvalues || shares_storage(fop, j)) continue;
+        if (pv->id < 0 || pv->id >= R->nvalues || fe_shares_storage(fop, j)) continue;
         memset(t, 0, nv1 * sizeof *t);
         t[pv->id] = true;
         bool good = true;
@@ -257,7 +218,7 @@ static bool inplace_pairs(const tir_op *fop, const tir_func *R, const part *p, i
         if (good && qj >= 0 && tir_type_same_dims(p[qj].t, &pv->type)) q[j] = qj;
     }
 #undef TAINT
-#define CAND(j, r) (q[j] >= 0 && q[j] == rp[r] && same_layout(&R->results[r]->type, &R->params[j]->type))
+#define CAND(j, r) (q[j] >= 0 && q[j] == rp[r] && fe_same_layout(&R->results[r]->type, &R->params[j]->type))
     for (int r = 0; r < nres; r++) {
         for (int j = 0; j < nin; j++) ncand[r] += CAND(j, r);
         int k = r; /* insertion: by candidates, stable */
@@ -340,15 +301,17 @@ static tir_status lower(hx *f, const tir_op *fop, const char *name, const tir_at
     unsigned inplace = 0; /* inplace_ok, for display only: the planner follows the pairing */
     for (int r = 0; r < fop->nout; r++)
         if (pair[r] >= 0 && pair[r] < 32) inplace |= 1u << pair[r];
-    unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
-    unsigned ro = LLVMGetEnumAttributeKindForName("readonly", 8);
-    for (int i = 0; i < g->nbuf; i++) {
-        bool plain = i >= fop->nin && i - fop->nin < fop->nout && pair[i - fop->nin] >= 0;
-        for (int r = 0; i < fop->nin && r < fop->nout && !plain; r++) plain = pair[r] == i;
-        if (plain) continue;
-        LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, na, 0));
-        if (i < fop->nin) LLVMAddAttributeAtIndex(g->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->C, ro, 0));
+    bool *plain = calloc((size_t)(g->nbuf > 0 ? g->nbuf : 1), sizeof *plain);
+    if (!plain) {
+        free(p);
+        return cg_fail(g, TIR_ERR_OOM, "out of memory");
     }
+    for (int i = 0; i < g->nbuf; i++) {
+        plain[i] = i >= fop->nin && i - fop->nin < fop->nout && pair[i - fop->nin] >= 0;
+        for (int r = 0; i < fop->nin && r < fop->nout && !plain[i]; r++) plain[i] = pair[r] == i;
+    }
+    fe_mark_buffers(g, fop->nin, plain);
+    free(plain);
     g->k->inplace_ok = inplace;
     LLVMBuilderRef B = g->B;
     /* offsets o_p: prefix sums of ceil(u_p / chunk) */
