@@ -218,7 +218,7 @@ typedef struct check {
     bool on;              /* inputs and the interpreter's results are ready */
     bool ran, ok;
     tir_input_spec spec;  /* the small binding */
-    tir_tensor **in, **ref, **out, **mag;
+    tir_tensor **in, **ref, **out;
     char *text;           /* the program as written, for the magnitude program (compare_mag.h) */
     int nin, nres;
     char why[160];        /* why it was skipped */
@@ -228,9 +228,7 @@ static void check_free(check *c) {
     for (int i = 0; c->in && i < c->nin; i++) tir_tensor_free(c->in[i]);
     for (int i = 0; c->ref && i < c->nres; i++) tir_tensor_free(c->ref[i]);
     for (int i = 0; c->out && i < c->nres; i++) tir_tensor_free(c->out[i]);
-    for (int i = 0; c->mag && i < c->nres; i++) tir_tensor_free(c->mag[i]);
     tir_free(c->text);
-    free(c->mag);
     free(c->in);
     free(c->ref);
     free(c->out);
@@ -247,8 +245,7 @@ static int check_prepare(tir_module *m, const tir_func *f, const bench_opts *b, 
     c->in = calloc((size_t)c->nin + 1, sizeof *c->in);
     c->ref = calloc((size_t)nres + 1, sizeof *c->ref);
     c->out = calloc((size_t)nres + 1, sizeof *c->out);
-    c->mag = calloc((size_t)nres + 1, sizeof *c->mag);
-    if (!c->in || !c->ref || !c->out || !c->mag) return 1;
+    if (!c->in || !c->ref || !c->out) return 1;
     c->spec = b->in;
     bool smaller = false;
     for (int i = 0; i < c->spec.ndim; i++)
@@ -312,27 +309,22 @@ static void check_run(tir_module *m, tir_program *p, const bench_opts *b, check 
         tir_diag_print(&d, stdout);
         return;
     }
-    bool reduces = tir_program_has_reduction(p), have_mag = false;
+    bool reduces = tir_program_has_reduction(p);
+    tir_mag_check mc = {.ctx = m->ctx, .src = c->text, .func = b->func, .nargs = c->nin, .args = c->in, .nres = c->nres};
     c->ok = true;
     printf("check: @%s at", b->func);
     for (int i = 0; i < c->spec.ndim; i++) printf(" %s=%lld", c->spec.dim_names[i], (long long)c->spec.dim_values[i]);
     printf("%s against the interpreter:", c->spec.ndim ? "" : " its own size");
     for (int i = 0; i < c->nres; i++) {
-        double e = tir_rel_error(c->out[i], c->ref[i]), plain = e;
-        double tol = tir_tolerance(tir_tensor_dtype(c->ref[i]), reduces);
-        if (isfinite(e) && e > tol && c->text) { /* a cancelling reduction? (compare_mag.h) */
-            if (!have_mag && tir_interpret_magnitudes(m->ctx, c->text, b->func, c->nin, c->in,
-                                                      c->nres, c->mag, &d) != TIR_OK)
-                fprintf(stderr, "check: no magnitude program: %s\n", d.msg);
-            have_mag = true;
-            e = tir_rel_error_mag(c->out[i], c->ref[i], c->mag[i]);
-        }
+        double tol = tir_tolerance(tir_tensor_dtype(c->ref[i]), reduces), plain;
+        double e = tir_mag_check_error(&mc, i, c->out[i], c->ref[i], tol, &plain); /* compare_mag.h */
         bool ok = !isnan(e) && e <= tol;
         c->ok &= ok;
         printf(" out%d %.3g (tol %.0e", i, e, tol);
         if (e != plain) printf("; %.3g against |ref|, scaled for cancellation", plain);
         printf(") %s%s", ok ? "ok" : "FAIL", i + 1 < c->nres ? ";" : "\n");
     }
+    tir_mag_check_free(&mc);
 }
 
 int tir_cmd_bench(int argc, char **argv, tir_make_inputs_fn make) {

@@ -346,8 +346,7 @@ int tir_cmd_compare(tir_module *m, const char *func, const tir_options *opts,
     tir_status sref = tir_interpret(m, func, nargs, args, nres, ref, &dref);
     /* the program as written, for the magnitude program (compare_mag.h) should a result need it */
     char *text = tir_module_print(m);
-    tir_tensor **mag = calloc((size_t)nres + 1, sizeof *mag);
-    bool have_mag = false;
+    tir_mag_check mc = {.ctx = m->ctx, .src = text, .func = func, .nargs = nargs, .args = args, .nres = nres};
     if (compile_bound(m, func, opts, dims, &p, &d) != TIR_OK) {
         fprintf(stderr, "gpu: ");
         tir_diag_print(&d, stderr);
@@ -369,17 +368,8 @@ int tir_cmd_compare(tir_module *m, const char *func, const tir_options *opts,
     ran = true;
     rc = 0;
     for (int i = 0; i < nres; i++) {
-        double e = tir_rel_error(out[i], ref[i]), plain = e;
-        double tol = tir_tolerance(tir_tensor_dtype(ref[i]), reduces);
-        if (isfinite(e) && e > tol && text && mag) { /* a cancelling reduction? (compare_mag.h) */
-            if (!have_mag) {
-                tir_diag dm;
-                if (tir_interpret_magnitudes(m->ctx, text, func, nargs, args, nres, mag, &dm) != TIR_OK)
-                    fprintf(stderr, "no magnitude program: %s\n", dm.msg);
-                have_mag = true;
-            }
-            e = tir_rel_error_mag(out[i], ref[i], mag[i]);
-        }
+        double tol = tir_tolerance(tir_tensor_dtype(ref[i]), reduces), plain;
+        double e = tir_mag_check_error(&mc, i, out[i], ref[i], tol, &plain); /* compare_mag.h */
         bool ok = !isnan(e) && e <= tol;
         char ty[160];
         type_text(ref[i], ty, sizeof ty);
@@ -396,8 +386,7 @@ done:
         else tir_tensor_free(out[i]);
     }
     free(ref);
-    for (int i = 0; mag && i < nres; i++) tir_tensor_free(mag[i]);
-    free(mag);
+    tir_mag_check_free(&mc);
     tir_free(text);
     tir_program_free(p);
     return rc;

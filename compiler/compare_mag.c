@@ -283,3 +283,37 @@ double tir_rel_error_mag(const tir_tensor *out, const tir_tensor *ref, const tir
     double em = scale > 0 ? sqrt(diff) / sqrt(scale) : sqrt(diff);
     return em < e ? em : e;
 }
+
+/* ---------------------------------------------------------------- one run's comparison */
+
+double tir_mag_check_error(tir_mag_check *c, int k, const tir_tensor *out, const tir_tensor *ref, double tol,
+                           double *plain) {
+    double e = tir_rel_error(out, ref);
+    if (plain) *plain = e;
+    if (!isfinite(e) || e <= tol) return e;
+    if (!c->tried) {
+        c->tried = true;
+        const char *src = c->src;
+        if (!src && c->m) src = c->text = tir_module_print(c->m);
+        tir_diag d;
+        c->mag = calloc((size_t)c->nres + 1, sizeof *c->mag);
+        if (!src || !c->mag) {
+            fprintf(stderr, "@%s: no magnitude program: out of memory\n", c->func);
+        } else if (tir_interpret_magnitudes(c->ctx, src, c->func, c->nargs, c->args, c->nres, c->mag, &d) != TIR_OK) {
+            fprintf(stderr, "@%s: no magnitude program: %s\n", c->func, d.msg);
+            for (int i = 0; i < c->nres; i++) {
+                tir_tensor_free(c->mag[i]);
+                c->mag[i] = NULL;
+            }
+        }
+    }
+    return c->mag && k < c->nres && c->mag[k] ? tir_rel_error_mag(out, ref, c->mag[k]) : e;
+}
+
+void tir_mag_check_free(tir_mag_check *c) {
+    for (int i = 0; c->mag && i < c->nres; i++) tir_tensor_free(c->mag[i]);
+    free(c->mag);
+    tir_free(c->text);
+    c->mag = NULL;
+    c->text = NULL;
+}

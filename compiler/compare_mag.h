@@ -41,4 +41,27 @@ tir_status tir_interpret_magnitudes_of(tir_module *m, const char *func, int narg
  * tir_rel_error(out, ref). */
 double tir_rel_error_mag(const tir_tensor *out, const tir_tensor *ref, const tir_tensor *mag);
 
+/* One run's comparison by this rule: each result's error at the plain scale, and where that is
+ * finite and above tol, at the magnitude scale. The magnitude program runs at most once, on the
+ * first result that needs it, from src (the program as the reference ran it) or, when src is
+ * NULL, from m printed then (a module no compile has rewritten). A magnitude program that cannot
+ * be built is reported on stderr and leaves the plain error. */
+typedef struct tir_mag_check {
+    tir_context *ctx;
+    const char *src;
+    const tir_module *m;
+    const char *func;
+    int nargs;
+    tir_tensor *const *args;
+    int nres;
+    tir_tensor **mag; /* filled on first need */
+    char *text;       /* m printed, when src was NULL */
+    bool tried;
+} tir_mag_check;
+
+/* result k's error (out against ref) by the rule above; *plain (may be NULL) gets the plain one */
+double tir_mag_check_error(tir_mag_check *c, int k, const tir_tensor *out, const tir_tensor *ref, double tol,
+                           double *plain);
+void tir_mag_check_free(tir_mag_check *c);
+
 #endif

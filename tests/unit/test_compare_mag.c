@@ -121,7 +121,16 @@ START_TEST(test_cancelling_sum_passes) {
                   tir_tensor_get(out, 0), l, strict);
     ck_assert_msg(mag <= tol, "the GPU-order sum fails the magnitude-aware check: %g > %g", mag, tol);
     ck_assert(mag < strict);
+    /* one run's check (tir_mag_check): the same two errors, the magnitude program built from the
+     * module on first need; an exact result never needs it */
+    tir_mag_check mc = {.ctx = ctx, .m = c.m, .func = "f", .nargs = 2, .args = c.args, .nres = 2};
     tir_tensor *outp = copy(c.ref[1]); /* the products: exact in f32 */
+    double plain;
+    ck_assert(tir_mag_check_error(&mc, 1, outp, c.ref[1], tol, &plain) == 0 && plain == 0);
+    ck_assert(!mc.tried);
+    ck_assert(tir_mag_check_error(&mc, 0, out, c.ref[0], tol, &plain) == mag);
+    ck_assert(plain == strict && mc.tried);
+    tir_mag_check_free(&mc);
     ck_assert(tir_rel_error_mag(outp, c.ref[1], c.mag[1]) == 0);
     tir_tensor_free(outp);
     tir_tensor_free(out);
