@@ -22,32 +22,12 @@
 
 static char ptxas[4096];
 static bool have_ptxas;
-static char tmpdir[256];
 
 
-/* ptxas -arch=sm_90a on one kernel's PTX; its complaint in msg */
+/* ptxas -arch=sm_90a on one kernel's PTX (when ptxas is there); its report in msg */
 static bool assemble(const tir_kernel *k, char *msg, size_t n) {
-    if (!have_ptxas) return true;
-    char path[512], cmd[5000];
-    snprintf(path, sizeof path, "%s/%s.ptx", tmpdir, k->name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(msg, n, "cannot write %s", path);
-        return false;
-    }
-    fputs(k->ptx, f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s -arch=sm_90a -o /dev/null %s 2>&1", ptxas, path);
-    FILE *pp = popen(cmd, "r");
-    if (!pp) {
-        snprintf(msg, n, "cannot run ptxas");
-        return false;
-    }
-    size_t got = fread(msg, 1, n - 1, pp);
-    msg[got] = 0;
-    int rc = pclose(pp);
-    unlink(path);
-    return rc == 0;
+    msg[0] = 0;
+    return !have_ptxas || tu_ptxas(ptxas, "sm_90a", k->ptx, msg, n) == 0;
 }
 
 static int nregions;
@@ -505,13 +485,10 @@ int main(void) {
             return 1;
         }
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tir_fused_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
     SRunner *r = srunner_create(suite());
     srunner_run_all(r, CK_NORMAL);
     int nf = srunner_ntests_failed(r);
     srunner_free(r);
-    rmdir(tmpdir);
     printf("%d fused regions lowered and assembled\n", nregions);
     return nf ? 1 : 0;
 }

@@ -47,25 +47,6 @@ static tir_module *matmul_module(tir_context *ctx, const char *dt, const char *a
     return m;
 }
 
-/* Runs ptxas -v on ptx for arch; returns its exit status and its output in log. */
-static int run_ptxas(const char *ptx, const char *arch, char *log, size_t logn) {
-    char path[] = "/tmp/tir_mma_XXXXXX.ptx";
-    int fd = mkstemps(path, 4);
-    ck_assert_int_ge(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(ptx, f);
-    fclose(f);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' -arch=%s -v -o /dev/null '%s' 2>&1", ptxas, arch, path);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(log, 1, logn - 1, p);
-    log[n] = 0;
-    int st = pclose(p);
-    unlink(path);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 typedef struct kcase {
     const char *dt, *a, *b, *out;
@@ -190,7 +171,7 @@ static void check_kernel(const kcase *kc, const char *arch, const tir_mma_config
               k.block[0] == 384);
     for (int i = 0; i < 3; i++) ck_assert_ptr_nonnull(k.grid[i]);
     if (have_ptxas) {
-        int rc = run_ptxas(k.ptx, arch, log, logn);
+        int rc = tu_ptxas(ptxas, arch, k.ptx, log, logn);
         ck_assert_msg(rc == 0, "%s: ptxas failed:\n%s", what, log);
         ck_assert_msg(strstr(log, "warning") == NULL, "%s: ptxas warns:\n%s", what, log);
     } else {
@@ -419,7 +400,7 @@ START_TEST(test_region_kernels) {
             ck_assert_int_eq(k.params[fop->nin + 2].index, 1);
         }
         if (have_ptxas) {
-            int rc = run_ptxas(k.ptx, "sm_90a", logbuf, sizeof logbuf);
+            int rc = tu_ptxas(ptxas, "sm_90a", k.ptx, logbuf, sizeof logbuf);
             ck_assert_msg(rc == 0, "case %d: ptxas failed:\n%s", i, logbuf);
             ck_assert_msg(strstr(logbuf, "warning") == NULL, "case %d: ptxas warns:\n%s", i, logbuf);
             ck_assert_msg(strstr(logbuf, "0 bytes spill stores") != NULL, "case %d spills:\n%s", i, logbuf);
@@ -431,7 +412,7 @@ START_TEST(test_region_kernels) {
         ck_assert_msg(s == TIR_OK, "case %d sm_80: %s", i, d.msg);
         ck_assert(strstr(k.ptx, "wgmma") == NULL);
         if (have_ptxas) {
-            int rc = run_ptxas(k.ptx, "sm_80", logbuf, sizeof logbuf);
+            int rc = tu_ptxas(ptxas, "sm_80", k.ptx, logbuf, sizeof logbuf);
             ck_assert_msg(rc == 0, "case %d sm_80: ptxas failed:\n%s", i, logbuf);
         }
         tir_kernel_release(&k);

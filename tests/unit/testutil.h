@@ -1,6 +1,6 @@
 /* testutil.h: what every unit suite needs besides `check`: reading a whole file, finding files of
- * the source tree (ctest sets TIR_SOURCE_DIR), a seeded uniform generator, and parsing a module
- * that must parse. Header-only, so each suite stays one file; include it after check.h. */
+ * the source tree (ctest sets TIR_SOURCE_DIR), a seeded uniform generator, parsing a module
+ * that must parse, and finding and running ptxas. Header-only, so each suite stays one file; include it after check.h. */
 #ifndef TIR_TESTUTIL_H
 #define TIR_TESTUTIL_H
 
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ir.h"
@@ -78,6 +79,35 @@ static inline bool tu_find_ptxas(char *out, size_t n) {
     }
     snprintf(out, n, "/usr/local/cuda/bin/ptxas");
     return access(out, X_OK) == 0;
+}
+
+/* ptxas -v -arch=arch on ptx, through a temporary file: 0 when it assembles, else its exit
+ * status (-1 when it could not be run); its report (register counts, spills, complaints) in log */
+static inline int tu_ptxas(const char *ptxas, const char *arch, const char *ptx, char *log, size_t n) {
+    char path[] = "/tmp/tir_ptx_XXXXXX.ptx";
+    log[0] = 0;
+    int fd = mkstemps(path, 4);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        snprintf(log, n, "cannot write a temporary .ptx");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    fputs(ptx, f);
+    fclose(f);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' -arch=%s -v -o /dev/null '%s' 2>&1", ptxas, arch, path);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        unlink(path);
+        snprintf(log, n, "cannot run ptxas");
+        return -1;
+    }
+    size_t got = fread(log, 1, n - 1, p);
+    log[got] = 0;
+    int st = pclose(p);
+    unlink(path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 #endif
