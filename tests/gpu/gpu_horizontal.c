@@ -16,34 +16,7 @@
  * usage: gpu_horizontal [--filter TEXT] [--bench benchmarks/adamw.tir] [--reps N]
  * exit 0 all passed, 1 a failure, 77 no CUDA driver (ctest counts that as skipped). */
 #include "gpu_harness.h"
-
-/* one AdamW step over tensors of the given shapes, as scripts/gen_adamw.py writes it */
-static char *adamw_src(int n, const char *const *shapes) {
-    size_t cap = 4096 + (size_t)n * 1024, k = 0;
-    char *s = malloc(cap);
-    if (!s) return NULL;
-    k += (size_t)snprintf(s + k, cap - k, "func @f(");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d: f32[%s], %%g%d: f32[%s], %%m%d: f32[%s], %%v%d: f32[%s]",
-                              i ? ", " : "", i, shapes[i], i, shapes[i], i, shapes[i], i, shapes[i]);
-    k += (size_t)snprintf(s + k, cap - k, ") -> (");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%sf32[%s], f32[%s], f32[%s]", i ? ", " : "", shapes[i], shapes[i],
-                              shapes[i]);
-    k += (size_t)snprintf(s + k, cap - k, ") {\n");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k,
-                              "  %%m%d_1 = add(mul(%%m%d, 0.9), mul(%%g%d, 0.1))\n"
-                              "  %%v%d_1 = add(mul(%%v%d, 0.999), mul(mul(%%g%d, %%g%d), 0.001))\n"
-                              "  %%d%d = add(mul(sqrt(%%v%d_1), 10.022515922231536), 1e-08)\n"
-                              "  %%p%d_1 = sub(mul(%%p%d, 0.99999), mul(div(%%m%d_1, %%d%d), 0.0015353399327969))\n",
-                              i, i, i, i, i, i, i, i, i, i, i, i, i);
-    k += (size_t)snprintf(s + k, cap - k, "  return ");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d_1, %%m%d_1, %%v%d_1", i ? ", " : "", i, i, i);
-    snprintf(s + k, cap - k, "\n}\n");
-    return s;
-}
+#include "../adamw_src.h"
 
 /* every 4th parameter (AdamW's v) in [0.01, 1.01), the rest in [-1, 1) away from zero; integers
  * in [-50, 50] away from zero */
@@ -95,7 +68,7 @@ static void run_case(const char *label, const char *src, int64_t N, int64_t D, i
 }
 
 static void adamw_case(const char *label, int n, const char *const *shapes, int64_t N, int want) {
-    char *src = adamw_src(n, shapes);
+    char *src = adamw_src("f", n, shapes);
     if (!src) {
         gh_report(false, label, "out of memory");
         return;
@@ -250,20 +223,20 @@ int main(int argc, char **argv) {
     run_case("mixed dtypes and index maps N=3 D=5", mixed, 3, 5, 1);
     run_case("mixed dtypes and index maps N=1000 D=333", mixed, 1000, 333, 1);
     /* donated arguments: every part's p, m, v written over its own operands */
-    char *dsrc = adamw_src(6, odd);
+    char *dsrc = adamw_src("f", 6, odd);
     if (dsrc) {
         run_case_as("adamw odd sizes N=1000 donated", dsrc, 1000, 1, 1, 18);
         run_case_as("adamw odd sizes N=5 donated", dsrc, 5, 1, 1, 18);
     }
     free(dsrc);
-    char *bsrc = adamw_src(4, big);
+    char *bsrc = adamw_src("f", 4, big);
     if (bsrc) run_case_as("adamw large donated", bsrc, 65536, 1, 1, 12);
     free(bsrc);
     /* tensors of one shape (a mask of "any result of this layout" kept none of these in place):
      * 12 tensors, 48 operands, past inplace_ok's 32 */
     const char *twelve[12];
     for (int i = 0; i < 12; i++) twelve[i] = i % 4 == 1 ? "N, 48" : "64, 48";
-    char *tsrc = adamw_src(12, twelve);
+    char *tsrc = adamw_src("f", 12, twelve);
     if (tsrc) {
         run_case_as("adamw 12 of one shape N=64 donated", tsrc, 64, 1, 1, 36);
         run_case_as("adamw 12 of shapes N=1000 donated", tsrc, 1000, 1, 1, 36);
@@ -277,7 +250,7 @@ int main(int argc, char **argv) {
     llama[0] = "N, 256";
     for (int i = 0; i < 18; i++) llama[1 + i] = layer[i % 9];
     llama[19] = "256";
-    char *lsrc = adamw_src(20, llama);
+    char *lsrc = adamw_src("f", 20, llama);
     if (lsrc) run_case_as("adamw small llama donated", lsrc, 1000, 1, 1, 60);
     free(lsrc);
     if (bench_path) bench(bench_path, reps);

@@ -24,6 +24,7 @@
 #include "passes.h"
 #include "pipeline.h"
 #include "testutil.h"
+#include "../adamw_src.h"
 
 static char ptxas[4096];
 static bool have_ptxas;
@@ -37,42 +38,7 @@ static bool assemble(const tir_kernel *k, char *msg, size_t n) {
 
 /* ---------------------------------------------------------------- programs */
 
-/* One AdamW step over tensors of the given shapes ("7", "N, 3"), as scripts/gen_adamw.py writes
- * it (malloc'd text). */
-static char *adamw_src(int n, const char *const *shapes) {
-    size_t cap = 4096 + (size_t)n * 1024, k = 0;
-    char *s = malloc(cap);
-    ck_assert(s != NULL);
-    k += (size_t)snprintf(s + k, cap - k, "func @adamw_step(");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d: f32[%s], %%g%d: f32[%s], %%m%d: f32[%s], %%v%d: f32[%s]",
-                              i ? ", " : "", i, shapes[i], i, shapes[i], i, shapes[i], i, shapes[i]);
-    k += (size_t)snprintf(s + k, cap - k, ") -> (");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%sf32[%s], f32[%s], f32[%s]", i ? ", " : "", shapes[i], shapes[i],
-                              shapes[i]);
-    k += (size_t)snprintf(s + k, cap - k, ") {\n");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k,
-                              "  %%m%d_1 = add(mul(%%m%d, 0.9), mul(%%g%d, 0.1))\n"
-                              "  %%v%d_1 = add(mul(%%v%d, 0.999), mul(mul(%%g%d, %%g%d), 0.001))\n"
-                              "  %%d%d = add(mul(sqrt(%%v%d_1), 10.022515922231536), 1e-08)\n"
-                              "  %%p%d_1 = sub(mul(%%p%d, 0.99999), mul(div(%%m%d_1, %%d%d), 0.0015353399327969))\n",
-                              i, i, i, i, i, i, i, i, i, i, i, i, i);
-    k += (size_t)snprintf(s + k, cap - k, "  return ");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%s%%p%d_1, %%m%d_1, %%v%d_1", i ? ", " : "", i, i, i);
-    snprintf(s + k, cap - k, "\n}\n");
-    return s;
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double urand(void) {
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
 
 /* the stage just before "horizontal" */
 static const char *stage_before(void) {
@@ -106,7 +72,7 @@ static tir_module *same_results_at(tir_context *ctx, const char *src, const char
         ck_assert(tir_type_eval(t, b, dims) == TIR_OK);
         args[i] = tir_tensor_new(t->dtype, t->rank, dims);
         for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++)
-            tir_tensor_set(args[i], e, 0.05 + urand() * (i % 4 == 3 ? 1.0 : 2.0) - (i % 4 == 3 ? 0.0 : 1.05));
+            tir_tensor_set(args[i], e, 0.05 + tu_urand(&rng) * (i % 4 == 3 ? 1.0 : 2.0) - (i % 4 == 3 ? 0.0 : 1.05));
     }
     ck_assert_msg(tir_interpret(m0, fn, na, args, nr, r0, &d) == TIR_OK, "%s", d.msg);
     ck_assert_msg(tir_interpret(m1, fn, na, args, nr, r1, &d) == TIR_OK, "%s", d.msg);
@@ -200,7 +166,8 @@ static int count_loads(const char *ptx, bool wide_only) {
 START_TEST(adamw_odd_sizes) {
     tir_context *ctx = tir_context_create();
     static const char *const shapes[] = {"1", "7", "1000", "4097", "N, 3", "64, 48"};
-    char *src = adamw_src(6, shapes);
+    char *src = adamw_src("adamw_step", 6, shapes);
+    ck_assert_ptr_nonnull(src);
     tir_bindings b = {0};
     tir_bindings_set(&b, "N", 5);
     tir_module *m = same_results(ctx, src, "adamw_step", &b);
@@ -268,7 +235,8 @@ START_TEST(adamw_in_place) {
     const int ntens[3] = {2, 3, 12};
     for (int c = 0; c < 3; c++) {
         int n = ntens[c];
-        char *src = adamw_src(n, shapes[c]);
+        char *src = adamw_src("adamw_step", n, shapes[c]);
+        ck_assert_ptr_nonnull(src);
         tir_module *m = NULL;
         tir_diag d;
         ck_assert(tir_module_parse(ctx, src, "t.tir", &m, &d) == TIR_OK);
@@ -354,7 +322,8 @@ START_TEST(parameter_bound) {
     tir_context *ctx = tir_context_create();
     const char *shapes[100];
     for (int i = 0; i < 100; i++) shapes[i] = i % 3 ? "8" : "5, 16";
-    char *src = adamw_src(100, shapes);
+    char *src = adamw_src("adamw_step", 100, shapes);
+    ck_assert_ptr_nonnull(src);
     tir_module *m = NULL;
     tir_program *p = NULL;
     tir_diag d;
