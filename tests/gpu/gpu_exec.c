@@ -23,39 +23,20 @@
 #include "compile.h"
 #include "cublas.h"
 #include "exec_matmul.h"
+#include "gpu_harness.h"
 #include "ir.h"
 
 static tir_context *ctx;
 static const char *filter;
 static bool no_timing;
-static int npass, nfail;
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
 
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
 
-static void report(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(bool ok, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s  ", ok ? "PASS" : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-    if (ok) npass++;
-    else nfail++;
-}
 
 /* uniform in [-1, 1), never near zero */
 static void fill(tir_tensor *t) {
     int64_t n = tir_tensor_numel(t);
     for (int64_t i = 0; i < n; i++) {
-        double v = 2 * urand() - 1;
+        double v = 2 * gh_urand() - 1;
         if (fabs(v) < 0.05) v = v < 0 ? -0.05 : 0.05;
         tir_tensor_set(t, i, v);
     }
@@ -118,32 +99,32 @@ static void run_mode(const char *label, const char *src, const char *binds, tir_
     tir_device_tensor *dargs[MAXARGS] = {0}, *dout[MAXRES] = {0};
     int nargs = 0, nres = 0;
     if (!parse_binds(binds, keep, sizeof keep, &b)) {
-        report(false, "%s: bad bindings", tag);
+        gh_report(false, "", "%s: bad bindings", tag);
         return;
     }
     if (tir_module_parse(ctx, src, label, &mref, &d) != TIR_OK ||
         tir_module_parse(ctx, src, label, &mgpu, &d) != TIR_OK) {
-        report(false, "%s: parse: %s (line %d)", tag, d.msg, d.line);
+        gh_report(false, "", "%s: parse: %s (line %d)", tag, d.msg, d.line);
         goto out;
     }
     const tir_func *f = tir_module_find(mref, "f");
     nargs = f->nparams;
     nres = f->nres;
     if (nargs > MAXARGS || nres > MAXRES) {
-        report(false, "%s: too many parameters or results", tag);
+        gh_report(false, "", "%s: too many parameters or results", tag);
         goto out;
     }
     for (int i = 0; i < nargs; i++) {
         int64_t dims[TIR_MAX_RANK];
         if (tir_type_eval(&f->params[i]->type, &b, dims) != TIR_OK) {
-            report(false, "%s: parameter %d: unbound", tag, i);
+            gh_report(false, "", "%s: parameter %d: unbound", tag, i);
             goto out;
         }
         args[i] = tir_tensor_new(f->params[i]->type.dtype, f->params[i]->type.rank, dims);
         fill(args[i]);
     }
     if (tir_interpret(mref, "f", nargs, args, nres, ref, &d) != TIR_OK) {
-        report(false, "%s: interpreter: %s", tag, d.msg);
+        gh_report(false, "", "%s: interpreter: %s", tag, d.msg);
         goto out;
     }
     tir_options o;
@@ -152,12 +133,12 @@ static void run_mode(const char *label, const char *src, const char *binds, tir_
     o.matmul = mode;
     o.allow_tf32 = tf32;
     if (tir_compile(mgpu, "f", &o, &p, &d) != TIR_OK) {
-        report(false, "%s: compile: %s", tag, d.msg);
+        gh_report(false, "", "%s: compile: %s", tag, d.msg);
         goto out;
     }
     tir_program_set_timing(p, true);
     if (tir_program_run(p, nargs, args, nres, out, &d) != TIR_OK) {
-        report(false, "%s: run: %s", tag, d.msg);
+        gh_report(false, "", "%s: run: %s", tag, d.msg);
         goto out;
     }
     /* who ran each matmul, and did it as asked */
@@ -181,7 +162,7 @@ static void run_mode(const char *label, const char *src, const char *binds, tir_
     for (int i = 0; ok && i < nargs; i++)
         if (tir_device_tensor_from_host(ctx, args[i], &dargs[i], &d) != TIR_OK) ok = false;
     if (ok && tir_program_run_device(p, nargs, dargs, nres, dout, NULL, &d) != TIR_OK) {
-        report(false, "%s: run_device: %s", tag, d.msg);
+        gh_report(false, "", "%s: run_device: %s", tag, d.msg);
         goto out;
     }
     for (int i = 0; ok && i < nres; i++)
@@ -190,7 +171,7 @@ static void run_mode(const char *label, const char *src, const char *binds, tir_
     if (ok) ok = compare(out2, ref, nres, tol_scale, &err2, &tol);
     if (err2 > err || isnan(err2)) err = err2;
     if (err_out) *err_out = err;
-    report(ok && as_asked, "%s: rel_err %.3g (tol %.0e)%s | %s", tag, err, tol,
+    gh_report(ok && as_asked, "", "%s: rel_err %.3g (tol %.0e)%s | %s", tag, err, tol,
            as_asked ? "" : " EXECUTOR NOT AS ASKED", who[0] ? who : "(no matmul step)");
 out:
     for (int i = 0; i < MAXARGS; i++) {
@@ -367,16 +348,12 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--no-timing") == 0) no_timing = true;
         else if (strcmp(argv[i], "--examples") == 0 && i + 1 < argc) i++; /* ctest passes it to every GPU test */
     }
-    ctx = tir_context_create();
-    if (!ctx) return 1;
-    char desc[256];
+    gh_rng = 0x2545F4914F6CDD1Dull;
+    gh_label_width = 0;
+    int rc = gh_start("gpu_exec");
+    if (rc) return rc;
+    ctx = gh_ctx;
     tir_diag d;
-    if (tir_device_probe(ctx, desc, sizeof desc, &d) != TIR_OK) {
-        printf("gpu_exec: no GPU: %s\n", d.msg);
-        tir_context_destroy(ctx);
-        return d.status == TIR_ERR_NO_DRIVER ? 77 : 1;
-    }
-    printf("gpu_exec on %s\n", desc);
     const expect LT = {true}, NOLT = {false};
 
     const char *sq_bf16 = MM("bf16", "[M, K]", "[K, N]", "[M, N]", "");
@@ -429,13 +406,10 @@ int main(int argc, char **argv) {
     run_mode("f32 K=4096", f32k, "M=256,K=4096,N=256", TIR_MATMUL_AUTO, false, 1, LT, NULL);
     run_mode("f32 K=4096", f32k, "M=256,K=4096,N=256", TIR_MATMUL_CUBLAS, true, 100, LT, &etf);
     if (!filter || strstr("f32 K=4096 tf32", filter))
-        report(!isnan(etf) && !isnan(e32) && etf > 1e-4 && e32 <= 1e-4,
-               "tf32 takes effect only on request: rel_err f32 %.3g, tf32 %.3g (1e-4 apart)", e32,
+        gh_report(!isnan(etf) && !isnan(e32) && etf > 1e-4 && e32 <= 1e-4, "", "tf32 takes effect only on request: rel_err f32 %.3g, tf32 %.3g (1e-4 apart)", e32,
                etf);
 
     auto_table();
     if (!no_timing) timing_table();
-    printf("%d passed, %d failed\n", npass, nfail);
-    tir_context_destroy(ctx);
-    return nfail ? 1 : 0;
+    return gh_finish();
 }

@@ -32,8 +32,8 @@ static inline double gh_urand(void) { /* xorshift64*, uniform in [0, 1) */
     return (double)((gh_rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
 }
 
-static void gh_report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void gh_report(bool ok, const char *label, const char *fmt, ...) {
+static inline void gh_report(bool ok, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void gh_report(bool ok, const char *label, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     printf("%s  %-*s ", ok ? "PASS" : "FAIL", gh_label_width, label);
@@ -75,8 +75,8 @@ typedef struct gh_result {
     bool scaled;       /* some result passed only at the magnitude scale */
 } gh_result;
 
-static void gh_fail(gh_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void gh_fail(gh_result *r, const char *fmt, ...) {
+static inline void gh_fail(gh_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void gh_fail(gh_result *r, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->msg, sizeof r->msg, fmt, ap);
@@ -85,7 +85,7 @@ static void gh_fail(gh_result *r, const char *fmt, ...) {
 }
 
 /* uploads args, runs p on device tensors with donated arguments, downloads the results */
-static tir_status gh_run_donated(tir_program *p, int nargs, tir_tensor **args, int nres, tir_tensor **out,
+static inline tir_status gh_run_donated(tir_program *p, int nargs, tir_tensor **args, int nres, tir_tensor **out,
                                  bool check_refused, int *ninplace, tir_diag *d) {
     tir_device_tensor **da = calloc((size_t)nargs + 1, sizeof *da), **dr = calloc((size_t)nres + 1, sizeof *dr);
     tir_status st = da && dr ? TIR_OK : TIR_ERR_OOM;
@@ -115,7 +115,7 @@ static tir_status gh_run_donated(tir_program *p, int nargs, tir_tensor **args, i
 }
 
 /* Runs one case; r says how it went (the caller prints the line). */
-static void gh_run(const gh_case *c, gh_result *r) {
+static inline void gh_run(const gh_case *c, gh_result *r) {
     memset(r, 0, sizeof *r);
     r->kernels = -1;
     tir_diag d;
@@ -217,8 +217,9 @@ static inline const char *gh_err_text(const gh_result *r, char *buf, size_t n) {
     return buf;
 }
 
-/* the probe every suite starts with: 77 (skipped) without a CUDA driver, 1 without a context */
-static int gh_start(const char *suite) {
+/* the probe every suite starts with: 77 (skipped) without a CUDA driver, 1 when the context or
+ * the driver fails */
+static inline int gh_start(const char *suite) {
     gh_ctx = tir_context_create();
     if (!gh_ctx) return 1;
     char desc[256];
@@ -227,14 +228,14 @@ static int gh_start(const char *suite) {
         printf("%s: no GPU: %s\n", suite, d.msg);
         tir_context_destroy(gh_ctx);
         gh_ctx = NULL;
-        return 77;
+        return d.status == TIR_ERR_NO_DRIVER ? 77 : 1; /* a driver that fails is no skip */
     }
     printf("%s on %s\n", suite, desc);
     return 0;
 }
 
 /* `N passed, M failed`, the context freed; the exit status */
-static int gh_finish(void) {
+static inline int gh_finish(void) {
     printf("%d passed, %d failed\n", gh_npass, gh_nfail);
     tir_context_destroy(gh_ctx);
     return gh_nfail ? 1 : 0;

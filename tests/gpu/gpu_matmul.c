@@ -21,6 +21,7 @@
 
 #include "cublas.h"
 #include "cuda.h"
+#include "gpu_harness.h"
 #include "ir.h"
 #include "matmul_mma.h"
 
@@ -32,30 +33,10 @@ static tir_rt_stream stream;
 static tir_cublas *cublas;
 static const char *filter;
 static bool quick;
-static int npass, nfail;
 static char arch[16];
 static bool has_wgmma;
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
 
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
 
-static void result(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void result(bool ok, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "PASS" : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-    if (ok) npass++;
-    else nfail++;
-}
 
 /* ---------------------------------------------------------------- problems */
 
@@ -148,12 +129,12 @@ static bool problem_init(problem *p, tir_diag *d) {
     p->ref = malloc(sizeof *p->ref * (size_t)(no ? no : 1));
     if (!p->a || !p->b || !p->ref) return false;
     for (int64_t i = 0; i < na; i++) {
-        double v = 0.05 + 0.95 * urand();
-        p->a[i] = store16(p->dt, urand() < 0.5 ? -v : v);
+        double v = 0.05 + 0.95 * gh_urand();
+        p->a[i] = store16(p->dt, gh_urand() < 0.5 ? -v : v);
     }
     for (int64_t i = 0; i < nb; i++) {
-        double v = 0.05 + 0.95 * urand();
-        p->b[i] = store16(p->dt, urand() < 0.5 ? -v : v);
+        double v = 0.05 + 0.95 * gh_urand();
+        p->b[i] = store16(p->dt, gh_urand() < 0.5 ? -v : v);
     }
     reference(p);
     p->a_bytes = (size_t)(na ? na : 1) * 2;
@@ -184,7 +165,7 @@ static bool check_output(problem *p, const char *what, double (*extra)(double, i
     tir_diag d;
     if (!out || tir_rt_dtoh(rt, out, p->dout, p->out_bytes, stream, &d) != TIR_OK ||
         tir_rt_sync(rt, stream, &d) != TIR_OK) {
-        result(false, "%s: download: %s", what, out ? d.msg : "out of memory");
+        gh_report(false, "", "%s: download: %s", what, out ? d.msg : "out of memory");
         free(out);
         return false;
     }
@@ -219,7 +200,7 @@ static bool check_output(problem *p, const char *what, double (*extra)(double, i
         snprintf(where, sizeof where, "; first bad at batch %lld row %lld col %lld: %g vs %g",
                  (long long)z, (long long)i, (long long)j, load16(p->dt, out[first]), r);
     }
-    result(ok, "%s: rel %.2e, max err %.2e rms, %lld bad, %lld nan%s", what, rel, worst,
+    gh_report(ok, "", "%s: rel %.2e, max err %.2e rms, %lld bad, %lld nan%s", what, rel, worst,
            (long long)bad, (long long)nan, where);
     free(out);
     return ok;
@@ -302,18 +283,18 @@ static void load_kernel(const problem *p, bool symbolic, const named_cfg *nc, lo
     tir_op *op;
     l->mod = build_module(p, symbolic, &op);
     if (!l->mod) {
-        result(false, "%s: module", what);
+        gh_report(false, "", "%s: module", what);
         return;
     }
     tir_codegen_options o = {arch, 2};
     tir_diag d;
     static int id;
     if (tir_codegen_matmul_mma(ctx, op, id++, &o, nc->use_default ? NULL : &nc->c, &l->k, &d) != TIR_OK) {
-        result(false, "%s: codegen: %s", what, d.msg);
+        gh_report(false, "", "%s: codegen: %s", what, d.msg);
         return;
     }
     if (tir_rt_load(rt, l->k.ptx, l->k.name, l->k.shared_bytes, &l->rk, &d) != TIR_OK) {
-        result(false, "%s: load: %s", what, d.msg);
+        gh_report(false, "", "%s: load: %s", what, d.msg);
         return;
     }
     l->ok = true;
@@ -338,7 +319,7 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
     _Alignas(64) unsigned char maps[2][128]; /* TIR_KP_TMAP parameters */
     int nmaps = 0;
     if (l->k.nparams > 16) {
-        result(false, "%s: %d parameters", what, l->k.nparams);
+        gh_report(false, "", "%s: %d parameters", what, l->k.nparams);
         return false;
     }
     for (int i = 0; i < l->k.nparams; i++) {
@@ -354,13 +335,13 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
                      (q == 0 || tir_dim_eval(t->strides[q], &b, &strides[q]) == TIR_OK);
             if (!ok || tir_rt_tensor_map(rt, maps[nmaps], t->dtype, t->rank, bufs[kp->index], dims,
                                          strides, t->box, t->swizzle, &d) != TIR_OK) {
-                result(false, "%s: tensor map %d: %s", what, i, ok ? d.msg : "does not evaluate");
+                gh_report(false, "", "%s: tensor map %d: %s", what, i, ok ? d.msg : "does not evaluate");
                 return false;
             }
             params[i] = maps[nmaps++];
         } else {
             if (tir_dim_eval(kp->dim, &b, &vals[i]) != TIR_OK) {
-                result(false, "%s: parameter %d does not evaluate", what, i);
+                gh_report(false, "", "%s: parameter %d does not evaluate", what, i);
                 return false;
             }
             params[i] = &vals[i];
@@ -370,7 +351,7 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
     for (int i = 0; i < 3; i++) {
         int64_t v;
         if (tir_dim_eval(l->k.grid[i], &b, &v) != TIR_OK) {
-            result(false, "%s: grid does not evaluate", what);
+            gh_report(false, "", "%s: grid does not evaluate", what);
             return false;
         }
         if (i == 0 && l->k.persistent > 0 && v > (int64_t)l->k.persistent * tir_rt_sms(rt))
@@ -380,7 +361,7 @@ static bool run_kernel(problem *p, loaded *l, const char *what) {
     if (tir_rt_memset8(rt, p->dout, 0xFF, p->out_bytes, stream, &d) != TIR_OK ||
         tir_rt_launch(rt, &l->rk, l->k.name, grid, l->k.block, l->k.shared_bytes, params, stream, &d) != TIR_OK ||
         tir_rt_sync(rt, stream, &d) != TIR_OK) {
-        result(false, "%s: %s", what, d.msg);
+        gh_report(false, "", "%s: %s", what, d.msg);
         return false;
     }
     return check_output(p, what, NULL, NULL);
@@ -411,7 +392,7 @@ static void cublas_case(problem *p, tir_dptr bias, tir_cublas_epilogue epi,
              (long long)p->nbatch);
     if (!selected(what)) return;
     if (!cublas) {
-        result(false, "%s: %s", what, tir_cublas_describe(NULL));
+        gh_report(false, "", "%s: %s", what, tir_cublas_describe(NULL));
         return;
     }
     /* strided batches: one operand may repeat (stride 0); deeper broadcasts are not cuBLAS's */
@@ -424,7 +405,7 @@ static void cublas_case(problem *p, tir_dptr bias, tir_cublas_epilogue epi,
     tir_diag d;
     if (tir_rt_memset8(rt, p->dout, 0xFF, p->out_bytes, stream, &d) != TIR_OK ||
         tir_cublas_matmul(cublas, stream, &g, &d) != TIR_OK || tir_rt_sync(rt, stream, &d) != TIR_OK) {
-        result(false, "%s: %s", what, d.msg);
+        gh_report(false, "", "%s: %s", what, d.msg);
         return;
     }
     check_output(p, what, extra, ex);
@@ -464,7 +445,7 @@ static void suite(tir_dtype dt, bool ta, bool tb, int na, const int64_t *ab, int
         memcpy(p->ab, ab, sizeof *ab * (size_t)na);
         memcpy(p->bb, bb, sizeof *bb * (size_t)nb);
         if (!problem_init(p, &d)) {
-            result(false, "setup %lldx%lldx%lld: %s", (long long)p->M, (long long)p->N,
+            gh_report(false, "", "setup %lldx%lldx%lld: %s", (long long)p->M, (long long)p->N,
                    (long long)p->K, d.msg);
             goto out;
         }
@@ -526,20 +507,20 @@ static void cublas_epilogues(void) {
     problem p = {.dt = TIR_BF16, .M = 300, .N = 264, .K = 136};
     tir_diag d;
     if (!problem_init(&p, &d)) {
-        result(false, "cublas epilogue setup: %s", d.msg);
+        gh_report(false, "", "cublas epilogue setup: %s", d.msg);
         problem_free(&p);
         return;
     }
     uint16_t hb[264];
     double bias[264];
     for (int i = 0; i < 264; i++) {
-        hb[i] = store16(p.dt, (urand() - 0.5) * 8);
+        hb[i] = store16(p.dt, (gh_urand() - 0.5) * 8);
         bias[i] = load16(p.dt, hb[i]);
     }
     tir_dptr db = 0;
     if (tir_rt_alloc(rt, sizeof hb, &db, &d) != TIR_OK ||
         tir_rt_htod(rt, db, hb, sizeof hb, stream, &d) != TIR_OK || tir_rt_sync(rt, stream, &d) != TIR_OK) {
-        result(false, "cublas epilogue bias upload: %s", d.msg);
+        gh_report(false, "", "cublas epilogue bias upload: %s", d.msg);
     } else {
         bias_ex e0 = {bias, 0}, e1 = {bias, 1}, e2 = {bias, 2}, e3 = {NULL, 1};
         cublas_case(&p, db, TIR_CUBLAS_EPI_NONE, apply_bias, &e0, "bias");
@@ -578,7 +559,7 @@ static void run_region(const region_case *rc) {
     memset(&k, 0, sizeof k);
     void *host = NULL;
     if (tir_module_parse(ctx, rc->src, "region.tir", &m, &d) != TIR_OK) {
-        result(false, "%s: parse: %s", what, d.msg);
+        gh_report(false, "", "%s: parse: %s", what, d.msg);
         return;
     }
     const tir_op *fop = m->funcs[0]->ops[0];
@@ -587,17 +568,17 @@ static void run_region(const region_case *rc) {
         tir_dtype dt = m->funcs[0]->params[i]->type.dtype;
         args[i] = tir_tensor_new(dt, rc->rank[i], rc->dims[i]);
         ok = args[i] != NULL;
-        for (int64_t j = 0; ok && j < tir_tensor_numel(args[i]); j++) tir_tensor_set(args[i], j, urand() * 2 - 1);
+        for (int64_t j = 0; ok && j < tir_tensor_numel(args[i]); j++) tir_tensor_set(args[i], j, gh_urand() * 2 - 1);
     }
     if (!ok || tir_interpret(m, "f", rc->nargs, args, 1, &ref, &d) != TIR_OK) {
-        result(false, "%s: interpreter: %s", what, ok ? d.msg : "out of memory");
+        gh_report(false, "", "%s: interpreter: %s", what, ok ? d.msg : "out of memory");
         goto out;
     }
     tir_codegen_options o = {arch, 2};
     static int id = 1000;
     if (tir_codegen_matmul_region(ctx, fop, id++, &o, &k, &d) != TIR_OK ||
         tir_rt_load(rt, k.ptx, k.name, k.shared_bytes, &rk, &d) != TIR_OK) {
-        result(false, "%s: %s", what, d.msg);
+        gh_report(false, "", "%s: %s", what, d.msg);
         goto out;
     }
     int nb = rc->nargs + 1;
@@ -606,7 +587,7 @@ static void run_region(const region_case *rc) {
         bytes[i] = tir_tensor_nbytes(t);
         if (tir_rt_alloc(rt, bytes[i] ? bytes[i] : 1, &dev[i], &d) != TIR_OK ||
             (i < rc->nargs && tir_rt_htod(rt, dev[i], tir_tensor_data(t), bytes[i], stream, &d) != TIR_OK)) {
-            result(false, "%s: upload: %s", what, d.msg);
+            gh_report(false, "", "%s: upload: %s", what, d.msg);
             goto out;
         }
     }
@@ -628,7 +609,7 @@ static void run_region(const region_case *rc) {
     void *params[32];
     int nmaps = 0;
     if (k.nparams > 32) {
-        result(false, "%s: %d parameters", what, k.nparams);
+        gh_report(false, "", "%s: %d parameters", what, k.nparams);
         goto out;
     }
     for (int i = 0; i < k.nparams; i++) {
@@ -644,14 +625,14 @@ static void run_region(const region_case *rc) {
             if (!ok || nmaps == 2 ||
                 tir_rt_tensor_map(rt, maps[nmaps], t->dtype, t->rank, dev[kp->index], dims, strides,
                                   t->box, t->swizzle, &d) != TIR_OK) {
-                result(false, "%s: tensor map: %s", what, ok ? d.msg : "does not evaluate");
+                gh_report(false, "", "%s: tensor map: %s", what, ok ? d.msg : "does not evaluate");
                 goto out;
             }
             params[i] = maps[nmaps++];
         } else if (tir_dim_eval(kp->dim, &b, &vals[i]) == TIR_OK) {
             params[i] = &vals[i];
         } else {
-            result(false, "%s: parameter %d does not evaluate", what, i);
+            gh_report(false, "", "%s: parameter %d does not evaluate", what, i);
             goto out;
         }
     }
@@ -659,7 +640,7 @@ static void run_region(const region_case *rc) {
     for (int i = 0; i < 3; i++) {
         int64_t v = 1;
         if (tir_dim_eval(k.grid[i], &b, &v) != TIR_OK) {
-            result(false, "%s: grid does not evaluate", what);
+            gh_report(false, "", "%s: grid does not evaluate", what);
             goto out;
         }
         if (i == 0 && k.persistent > 0 && v > (int64_t)k.persistent * tir_rt_sms(rt))
@@ -671,7 +652,7 @@ static void run_region(const region_case *rc) {
         tir_rt_launch(rt, &rk, k.name, grid, k.block, k.shared_bytes, params, stream, &d) != TIR_OK ||
         tir_rt_dtoh(rt, host, dev[nb - 1], bytes[nb - 1], stream, &d) != TIR_OK ||
         tir_rt_sync(rt, stream, &d) != TIR_OK) {
-        result(false, "%s: run: %s", what, host ? d.msg : "out of memory");
+        gh_report(false, "", "%s: run: %s", what, host ? d.msg : "out of memory");
         goto out;
     }
     {
@@ -700,7 +681,7 @@ static void run_region(const region_case *rc) {
             }
         }
         double rel = ss > 0 ? sqrt(num / ss) : sqrt(num);
-        result(bad == 0 && nan == 0 && rel <= 1e-2 && rms > 0, "%s: rel %.2e, %lld bad, %lld nan (first %lld), %s kernel",
+        gh_report(bad == 0 && nan == 0 && rel <= 1e-2 && rms > 0, "", "%s: rel %.2e, %lld bad, %lld nan (first %lld), %s kernel",
                what, rel, (long long)bad, (long long)nan, (long long)first,
                strstr(k.ptx, "cp.async.bulk.tensor") ? "TMA" : strstr(k.ptx, "wgmma") ? "wgmma" : "mma.sync");
     }
@@ -768,6 +749,8 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--quick") == 0) quick = true;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    gh_rng = 0x2545F4914F6CDD1Dull;
+    gh_label_width = 0;
     ctx = tir_context_create();
     tir_diag d;
     if (tir_rt_get(ctx, &rt, &d) != TIR_OK) {
@@ -834,6 +817,6 @@ int main(int argc, char **argv) {
     tir_cublas_destroy(cublas);
     tir_rt_stream_free(rt, stream);
     tir_context_destroy(ctx);
-    printf("%d passed, %d failed\n", npass, nfail);
-    return nfail ? 1 : 0;
+    printf("%d passed, %d failed\n", gh_npass, gh_nfail);
+    return gh_nfail ? 1 : 0;
 }

@@ -15,19 +15,12 @@
 #include "device.h"
 #include "ir.h"
 #include "passes.h"
+#include "gpu_harness.h"
 
 static tir_context *ctx;
 static const char *filter;
 static bool list_only;
 static int npass, nfail, nskip;
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
 
 /* snprintf that may truncate (labels and messages) */
 static void fmt(char *buf, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -69,13 +62,13 @@ static void fill(tir_tensor *t, double lo, double hi) {
     for (int64_t i = 0; i < n; i++) {
         double v;
         if (dt == TIR_BOOL) {
-            v = urand() < 0.5;
+            v = gh_urand() < 0.5;
         } else if (tir_dtype_is_int(dt)) {
-            do v = floor(lo + urand() * (hi - lo + 1));
+            do v = floor(lo + gh_urand() * (hi - lo + 1));
             while (v == 0 && lo < 0 && hi > 0); /* non-zero where zero is not forced */
             if (v > hi) v = hi;
         } else {
-            v = lo + urand() * (hi - lo);
+            v = lo + gh_urand() * (hi - lo);
             if (fabs(v) < 0.05 * (hi - lo)) v = v < 0 ? -0.05 * (hi - lo) : 0.05 * (hi - lo);
             if (v < lo) v = lo;
             if (v > hi) v = hi;
@@ -941,6 +934,7 @@ static void example_cases(const char *dir) {
 }
 
 int main(int argc, char **argv) {
+    gh_rng = 0x9E3779B97F4A7C15ull;
     const char *examples = "examples";
     bool do_examples = true;
     for (int i = 1; i < argc; i++) {
