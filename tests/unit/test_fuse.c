@@ -22,7 +22,6 @@ static void setup(void) { ctx = tir_context_create(); }
 static void teardown(void) { tir_context_destroy(ctx); }
 
 static uint64_t rng = 7;
-static double urand(void) { return tu_urand(&rng); }
 
 static char *read_example(const char *name) {
     char *s = tu_read_source("examples", name);
@@ -118,25 +117,6 @@ static const tir_op *first_region(const tir_module *m, const char *func) {
     return NULL;
 }
 
-/* random arguments for @func under bindings; integers in [0, 2) (valid indices of any dim >= 2) */
-static void make_args(const tir_module *m, const char *func, const tir_bindings *b, tir_tensor **args) {
-    const tir_func *f = tir_module_find(m, func);
-    ck_assert_ptr_nonnull(f);
-    for (int i = 0; i < f->nparams; i++) {
-        const tir_type *t = &f->params[i]->type;
-        int64_t dims[TIR_MAX_RANK];
-        ck_assert_int_eq(tir_type_eval(t, b, dims), TIR_OK);
-        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
-        ck_assert_ptr_nonnull(args[i]);
-        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++) {
-            double u = urand();
-            double v = tir_dtype_is_float(t->dtype) ? (u < 0.5 ? -1 : 1) * (0.1 + 0.9 * urand())
-                                                    : (double)(u < 0.5);
-            tir_tensor_set(args[i], e, v);
-        }
-    }
-}
-
 /* interp(ref) == interp(m) for @func, within 1e-6 of each result's scale */
 static void same_results(tir_module *ref, tir_module *m, const char *func, const tir_bindings *b) {
     const tir_func *f = tir_module_find(ref, func);
@@ -144,7 +124,7 @@ static void same_results(tir_module *ref, tir_module *m, const char *func, const
     tir_tensor *args[32], *r0[16], *r1[16];
     ck_assert_int_le(np, 32);
     ck_assert_int_le(nr, 16);
-    make_args(ref, func, b, args);
+    tu_make_args(ref, func, b, args, &rng);
     tir_diag d;
     ck_assert_msg(tir_interpret(ref, func, np, args, nr, r0, &d) == TIR_OK, "before: %s", d.msg);
     ck_assert_msg(tir_interpret(m, func, np, args, nr, r1, &d) == TIR_OK, "after: %s", d.msg);
@@ -257,7 +237,7 @@ START_TEST(test_region_forms) {
     tir_free(text);
     tir_bindings b = bind2("N", 5, NULL, 0);
     tir_tensor *args[2], *res[4];
-    make_args(m, "f", &b, args);
+    tu_make_args(m, "f", &b, args, &rng);
     tir_diag d;
     ck_assert_msg(tir_interpret(m, "f", 2, args, 4, res, &d) == TIR_OK, "%s", d.msg);
     double sum = 0, sv = tir_tensor_get(args[1], 0);

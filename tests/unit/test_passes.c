@@ -16,7 +16,6 @@ static void setup(void) { ctx = tir_context_create(); }
 static void teardown(void) { tir_context_destroy(ctx); }
 
 static uint64_t rng = 3;
-static double urand(void) { return tu_urand(&rng); }
 
 static tir_module *parse(const char *src) { return tu_parse(ctx, src); }
 
@@ -58,25 +57,6 @@ static int count_ops(const tir_module *m, const char *func, unsigned flags, int 
     return n;
 }
 
-/* random arguments for @func under bindings; integers in [0, 2) (valid indices of any dim >= 2) */
-static void make_args(const tir_module *m, const char *func, const tir_bindings *b, tir_tensor **args) {
-    const tir_func *f = tir_module_find(m, func);
-    ck_assert_ptr_nonnull(f);
-    for (int i = 0; i < f->nparams; i++) {
-        const tir_type *t = &f->params[i]->type;
-        int64_t dims[TIR_MAX_RANK];
-        ck_assert_int_eq(tir_type_eval(t, b, dims), TIR_OK);
-        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
-        ck_assert_ptr_nonnull(args[i]);
-        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++) {
-            double u = urand();
-            double v = tir_dtype_is_float(t->dtype) ? (u < 0.5 ? -1 : 1) * (0.1 + 0.9 * urand())
-                                                    : (double)(u < 0.5);
-            tir_tensor_set(args[i], e, v);
-        }
-    }
-}
-
 /* interp(before) vs interp(after `passes`) for @func: equal within rtol of each result's scale */
 static void preserves(const char *src, const char *func, const tir_bindings *b, bool grad_first,
                       const pass_fn *passes, const char *const *names, int npasses, double rtol) {
@@ -94,7 +74,7 @@ static void preserves(const char *src, const char *func, const tir_bindings *b, 
     tir_tensor *args[32], *r0[16], *r1[16];
     ck_assert_int_le(np, 32);
     ck_assert_int_le(nr, 16);
-    make_args(ref, func, b, args);
+    tu_make_args(ref, func, b, args, &rng);
     tir_diag d;
     ck_assert_msg(tir_interpret(ref, func, np, args, nr, r0, &d) == TIR_OK, "before: %s", d.msg);
     ck_assert_msg(tir_interpret(m, func, np, args, nr, r1, &d) == TIR_OK, "after: %s", d.msg);

@@ -28,7 +28,6 @@ static void setup(void) { ctx = tir_context_create(); }
 static void teardown(void) { tir_context_destroy(ctx); }
 
 static uint64_t rng = 11;
-static double urand(void) { return tu_urand(&rng); }
 
 static tir_module *parse(const char *src) { return tu_parse(ctx, src); }
 
@@ -52,23 +51,6 @@ static void reparses(const tir_module *m) {
     tir_module_free(again);
 }
 
-/* random arguments for @func; floats away from zero, of both signs */
-static void make_args(const tir_module *m, const char *func, const tir_bindings *b, tir_tensor **args) {
-    const tir_func *f = tir_module_find(m, func);
-    ck_assert_ptr_nonnull(f);
-    for (int i = 0; i < f->nparams; i++) {
-        const tir_type *t = &f->params[i]->type;
-        int64_t dims[TIR_MAX_RANK];
-        ck_assert_int_eq(tir_type_eval(t, b, dims), TIR_OK);
-        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
-        ck_assert_ptr_nonnull(args[i]);
-        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++) {
-            double u = urand();
-            tir_tensor_set(args[i], e, (u < 0.5 ? -1 : 1) * (0.1 + 0.9 * urand()));
-        }
-    }
-}
-
 /* interp(m0, f0) and interp(m1, f1) on the same random arguments give the same bits */
 static void same_bits(tir_module *m0, const char *f0, tir_module *m1, const char *f1, const tir_bindings *b) {
     const tir_func *f = tir_module_find(m0, f0);
@@ -77,7 +59,7 @@ static void same_bits(tir_module *m0, const char *f0, tir_module *m1, const char
     tir_tensor *args[16], *r0[8], *r1[8];
     ck_assert_int_le(np, 16);
     ck_assert_int_le(nr, 8);
-    make_args(m0, f0, b, args);
+    tu_make_args(m0, f0, b, args, &rng);
     tir_diag d;
     ck_assert_msg(tir_interpret(m0, f0, np, args, nr, r0, &d) == TIR_OK, "@%s: %s", f0, d.msg);
     ck_assert_msg(tir_interpret(m1, f1, np, args, nr, r1, &d) == TIR_OK, "@%s: %s", f1, d.msg);

@@ -64,6 +64,27 @@ static inline tir_module *tu_parse(tir_context *ctx, const char *src) {
     return m;
 }
 
+/* random arguments for @func under bindings b from *rng: floats in ±[0.1, 1) (away from zero, of
+ * both signs), integers in [0, 2) (valid indices of any dim >= 2); the test fails when @func is
+ * missing or a shape does not evaluate */
+static inline void tu_make_args(const tir_module *m, const char *func, const tir_bindings *b, tir_tensor **args,
+                                uint64_t *rng) {
+    const tir_func *f = tir_module_find(m, func);
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < f->nparams; i++) {
+        const tir_type *t = &f->params[i]->type;
+        int64_t dims[TIR_MAX_RANK];
+        ck_assert_int_eq(tir_type_eval(t, b, dims), TIR_OK);
+        args[i] = tir_tensor_new(t->dtype, t->rank, dims);
+        ck_assert_ptr_nonnull(args[i]);
+        for (int64_t e = 0; e < tir_tensor_numel(args[i]); e++) {
+            double u = tu_urand(rng);
+            double v = tir_dtype_is_float(t->dtype) ? (u < 0.5 ? -1 : 1) * (0.1 + 0.9 * tu_urand(rng)) : (double)(u < 0.5);
+            tir_tensor_set(args[i], e, v);
+        }
+    }
+}
+
 /* ptxas on PATH, else /usr/local/cuda/bin/ptxas, written to out (n bytes); false when neither runs */
 static inline bool tu_find_ptxas(char *out, size_t n) {
     const char *path = getenv("PATH");
